@@ -1,0 +1,1 @@
+"""Premium Customer Notification System: domain and data layer (no Dramatiq imports)."""

@@ -1,0 +1,135 @@
+"""One typed settings object for every process (CLI, workers, scheduler, tests).
+
+Values come from the environment (and an optional ``.env`` file). Every secret may
+instead be given as ``<NAME>_FILE`` pointing at a file that holds it (the Docker
+secrets convention); secrets are ``SecretStr`` so they never show in a repr, a log line
+or a validation error.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Settings that may be supplied as <NAME>_FILE (Docker secrets). DATABASE_URL and
+# REDIS_URL are included because they usually carry a password.
+SECRET_FILE_SETTINGS = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "SENTRY_DSN",
+    "CORE_BANKING_API_TOKEN",
+)
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed. The message never contains a secret."""
+
+
+def _read_secret_files(values: dict[str, Any]) -> dict[str, Any]:
+    for name in SECRET_FILE_SETTINGS:
+        file_var = f"{name}_FILE"
+        path = values.pop(file_var.lower(), None) or os.environ.get(file_var)
+        if not path or values.get(name.lower()):
+            continue
+        try:
+            values[name.lower()] = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            # Name the variable and the path, never the contents.
+            raise ConfigError(f"{file_var}: cannot read {path}: {exc.strerror}") from None
+    return values
+
+
+class Settings(BaseSettings):
+    """Configuration of the Premium Customer Notification System."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
+
+    # --- infrastructure -------------------------------------------------------------
+    database_url: SecretStr | None = Field(
+        default=None, description="PostgreSQL URL; unset means an embedded server."
+    )
+    redis_url: SecretStr | None = Field(
+        default=None, description="Redis URL of the Dramatiq broker and rate limiters."
+    )
+    embedded_pgdata: Path = Field(
+        default=PROJECT_ROOT / ".data" / "pgdata",
+        description="Data folder of the embedded PostgreSQL used when DATABASE_URL is unset.",
+    )
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
+
+    # --- carrier (Twilio) -------------------------------------------------------------
+    twilio_account_sid: SecretStr | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = Field(default=None, description="Sender number or alphanumeric id.")
+    twilio_messaging_service_sid: str | None = None
+    twilio_base_url: str | None = Field(
+        default=None, description="Twilio-compatible server to call instead of api.twilio.com."
+    )
+    twilio_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # --- core banking ---------------------------------------------------------------
+    core_banking_url: str | None = None
+    core_banking_api_token: SecretStr | None = None
+
+    # --- business -----------------------------------------------------------------
+    bank_timezone: str = "Asia/Jerusalem"
+    qualification_threshold: Decimal = Field(default=Decimal("15000.00"), ge=0)
+    default_phone_region: str = "IL"
+
+    # --- observability --------------------------------------------------------------
+    sentry_dsn: SecretStr | None = None
+    environment: str = "development"
+    log_level: str = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return _read_secret_files(dict(data))
+        return data
+
+    @field_validator("bank_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("qualification_threshold")
+    @classmethod
+    def _two_decimals(cls, value: Decimal) -> Decimal:
+        if value != value.quantize(Decimal("0.01")):
+            raise ValueError("the threshold has at most two decimals")
+        return value.quantize(Decimal("0.01"))
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.bank_timezone)
+
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call ``get_settings.cache_clear()``)."""
+    return Settings()

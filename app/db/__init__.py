@@ -1,0 +1,1 @@
+"""Database access: declarative base, engine and session scope, embedded server."""
