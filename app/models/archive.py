@@ -7,6 +7,8 @@ retention job and the cold-storage export select by.
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import Column, DateTime, Index, Table, text
 
 from app.db.base import Base
@@ -31,14 +33,13 @@ def _archive_of(hot: Table, date_column: str) -> Table:
     )
 
 
-daily_balance_checks_archive = _archive_of(DailyBalanceCheck.__table__, "check_date")  # type: ignore[arg-type]
+daily_balance_checks_archive = _archive_of(cast(Table, DailyBalanceCheck.__table__), "check_date")
 monthly_qualifications_archive = _archive_of(
-    MonthlyQualification.__table__,
-    "qualification_month",  # type: ignore[arg-type]
+    cast(Table, MonthlyQualification.__table__), "qualification_month"
 )
-notifications_archive = _archive_of(Notification.__table__, "created_at")  # type: ignore[arg-type]
-delivery_status_archive = _archive_of(DeliveryStatus.__table__, "created_at")  # type: ignore[arg-type]
-audit_log_archive = _archive_of(AuditLog.__table__, "timestamp")  # type: ignore[arg-type]
+notifications_archive = _archive_of(cast(Table, Notification.__table__), "created_at")
+delivery_status_archive = _archive_of(cast(Table, DeliveryStatus.__table__), "created_at")
+audit_log_archive = _archive_of(cast(Table, AuditLog.__table__), "timestamp")
 
 ARCHIVE_TABLES = {
     t.name: t

@@ -1,0 +1,105 @@
+"""Helpers shared by the command modules: output formats, errors, progress bars."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+class UserError(Exception):
+    """A problem the operator can fix (bad argument, closed month, ...): no traceback."""
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    return value
+
+
+def emit_rows(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: OutputFormat, title: str = ""
+) -> None:
+    """Print rows as a rich table, JSON (a list of objects) or CSV (with a header)."""
+    if fmt is OutputFormat.JSON:
+        typer.echo(
+            json.dumps([{c: _plain(r.get(c)) for c in columns} for r in rows], ensure_ascii=False)
+        )
+    elif fmt is OutputFormat.CSV:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for r in rows:
+            writer.writerow([_csv_cell(r.get(c)) for c in columns])
+        typer.echo(buffer.getvalue(), nl=False)
+    else:
+        table = Table(title=title or None)
+        for c in columns:
+            table.add_column(c)
+        for r in rows:
+            table.add_row(*("" if r.get(c) is None else str(_csv_cell(r.get(c))) for c in columns))
+        console.print(table)
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _plain(value)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Any]:
+    """A rich progress bar; yields ``advance(n)``. Quiet when stdout is not a terminal."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+        disable=not err_console.is_terminal,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+
+        def advance(n: int = 1) -> None:
+            progress.update(task, advance=n)
+
+        yield advance

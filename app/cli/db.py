@@ -1,0 +1,37 @@
+"""``premium-notify db ...``: migrations and connection facts."""
+
+from __future__ import annotations
+
+import typer
+from alembic.config import Config
+from sqlalchemy.engine import make_url
+
+from alembic import command
+from app.cli.groups import db_app
+from app.config import PROJECT_ROOT
+from app.db.session import resolve_database_url
+
+
+def alembic_config(url: str | None = None) -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    config.set_main_option("sqlalchemy.url", (url or resolve_database_url()).replace("%", "%%"))
+    return config
+
+
+@db_app.command("upgrade")
+def upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply migrations (``alembic upgrade head``)."""
+    command.upgrade(alembic_config(), revision)
+
+
+@db_app.command("check")
+def check() -> None:
+    """Fail if the models and the migrations disagree (``alembic check``)."""
+    command.check(alembic_config())
+
+
+@db_app.command("url")
+def url() -> None:
+    """Print the database URL in use, password hidden."""
+    typer.echo(make_url(resolve_database_url()).render_as_string(hide_password=True))

@@ -1,0 +1,127 @@
+"""Test harness: one real PostgreSQL test database per session, migrated once.
+
+* ``DATABASE_URL`` set: its server is used; a fresh database ``pn_test`` is created on it
+  (the database named in the URL is left alone). Unset: the embedded server.
+* Every test that touches the database gets clean tables afterwards (TRUNCATE, as a
+  privileged maintenance transaction so audit_log's append-only trigger allows it).
+* Redis: ``REDIS_URL`` when set (the db is flushed around each test that asks for it),
+  else fakeredis with one shared ``FakeServer``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DRAMATIQ_BROKER", "stub")
+# Unmocked carrier calls must fail loudly, never reach a real carrier.
+os.environ.setdefault("TWILIO_BASE_URL", "http://127.0.0.1:9/you-forgot-the-carrier-simulator")
+
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+from sqlalchemy import Engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+from app.config import get_settings  # noqa: E402
+from app.db import session as db_session  # noqa: E402
+from app.db.embedded import ensure_database  # noqa: E402
+from app.models import ARCHIVE_TABLES, Base  # noqa: E402
+
+TEST_DATABASE = "pn_test"
+
+
+def _server_url() -> str:
+    """A URL (any database) on the server the tests use."""
+    return db_session.resolve_database_url()
+
+
+def _database_url(server_url: str, database: str) -> str:
+    return make_url(server_url).set(database=database).render_as_string(hide_password=False)
+
+
+def recreate_database(server_url: str, database: str) -> str:
+    import psycopg2
+
+    url = make_url(server_url)
+    admin = url.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False
+    )
+    conn = psycopg2.connect(admin)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    conn.close()
+    dsn = url.set(drivername="postgresql", database="postgres")
+    ensure_database(dsn.render_as_string(hide_password=False), database)
+    return _database_url(server_url, database)
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    from alembic import command
+    from app.cli.db import alembic_config
+
+    config = alembic_config(url)
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, revision)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    url = recreate_database(_server_url(), TEST_DATABASE)
+    migrate(url)
+    # Subprocesses (real Dramatiq workers, CLI runs) inherit the test database.
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    yield url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = db_session.build_engine(database_url)
+    db_session.set_engine(eng)
+    yield eng
+    db_session.set_engine(None)
+    eng.dispose()
+
+
+def truncate_all(engine: Engine) -> None:
+    tables = [t.name for t in Base.metadata.sorted_tables] + list(ARCHIVE_TABLES)
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL app.audit_maintenance = 'on'"))
+        conn.execute(text(f"TRUNCATE {', '.join(sorted(set(tables)))} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Engine]:
+    """The engine, with every table emptied after the test."""
+    yield engine
+    truncate_all(engine)
+
+
+@pytest.fixture
+def session(db: Engine) -> Iterator[Session]:
+    """A session for arranging and asserting; commits are real (tables are emptied after)."""
+    with Session(db, expire_on_commit=False) as s:
+        yield s
+
+
+@pytest.fixture
+def redis_client() -> Iterator[object]:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+        yield client
+        client.flushdb()
+    else:
+        import fakeredis
+
+        from worker.broker import _shared_fake_server
+
+        client = fakeredis.FakeRedis(server=_shared_fake_server())
+        client.flushdb()
+        yield client
+        client.flushdb()

@@ -1,0 +1,1 @@
+"""Dramatiq side: broker setup and middleware, thin actors, the periodiq schedule."""

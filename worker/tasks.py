@@ -1,0 +1,10 @@
+"""The actor registry: ``dramatiq worker.tasks`` and ``periodiq worker.tasks`` load this.
+
+It imports the broker first, then every actor module.
+"""
+
+from __future__ import annotations
+
+from worker import broker as _broker  # noqa: F401  (sets the global broker first)
+
+broker = _broker.broker
