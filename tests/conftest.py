@@ -28,7 +28,8 @@ from app.db import session as db_session  # noqa: E402
 from app.db.embedded import ensure_database  # noqa: E402
 from app.models import ARCHIVE_TABLES, Base  # noqa: E402
 
-TEST_DATABASE = "pn_test"
+# One database per test session (pid): parallel runs on one server never collide.
+TEST_DATABASE = f"pn_test_{os.getpid()}"
 
 
 def _server_url() -> str:
@@ -51,10 +52,37 @@ def recreate_database(server_url: str, database: str) -> str:
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        # Databases of earlier test sessions that died before dropping theirs.
+        cur.execute("SELECT datname FROM pg_database WHERE datname ~ '^pn_test_[0-9]+'")
+        for (name,) in cur.fetchall():
+            pid = int(name.split("_")[2])
+            if not _pid_alive(pid):
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     conn.close()
     dsn = url.set(drivername="postgresql", database="postgres")
     ensure_database(dsn.render_as_string(hide_password=False), database)
     return _database_url(server_url, database)
+
+
+def drop_database(server_url: str, database: str) -> None:
+    import psycopg2
+
+    admin = make_url(server_url).set(drivername="postgresql", database="postgres")
+    conn = psycopg2.connect(admin.render_as_string(hide_password=False))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    conn.close()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def migrate(url: str, revision: str = "head") -> None:
@@ -74,6 +102,7 @@ def database_url() -> Iterator[str]:
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
     yield url
+    drop_database(url, TEST_DATABASE)
 
 
 @pytest.fixture(scope="session")

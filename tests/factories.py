@@ -35,7 +35,7 @@ def create_customer(session: Session, **overrides: Any) -> Customer:
         "first_name": "Dana",
         "last_name": "Levi",
         "email": f"dana{n}@example.com",
-        "phone_number": f"+97250{n:07d}",
+        "phone_number": f"+972507{n:06d}",  # valid Israeli mobiles
         "account_type": "PREMIUM",
         "is_active": True,
         "phone_status": "MOBILE",
@@ -94,7 +94,7 @@ def create_notification(
     values: dict[str, Any] = {
         "customer_id": customer.id,
         "qualification_id": qualification.id,
-        "phone_number": customer.phone_number or "+972501234567",
+        "phone_number": customer.phone_number or "+972507654321",
         "sms_content": "Shalom",
         "character_count": 6,
         "segment_count": 1,

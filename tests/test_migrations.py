@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -10,17 +11,16 @@ from sqlalchemy import create_engine, inspect, text
 
 from alembic import command
 from app.cli.db import alembic_config
-from tests.conftest import recreate_database
+from tests.conftest import drop_database, recreate_database
 
-SCRATCH = "pn_test_migrations"
+SCRATCH = f"pn_test_{os.getpid()}_migrations"
 
 
 @pytest.fixture
 def scratch_url(database_url: str) -> Iterator[str]:
     url = recreate_database(database_url, SCRATCH)
     yield url
-    engine = create_engine(url)
-    engine.dispose()
+    drop_database(url, SCRATCH)
 
 
 def _config(url: str):  # type: ignore[no-untyped-def]

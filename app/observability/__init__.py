@@ -1,0 +1,1 @@
+"""Metrics, structured logs, Sentry and system events. No personal data anywhere here."""

@@ -1,0 +1,98 @@
+"""Every Prometheus metric of the system, in one module (label values: never personal data).
+
+In worker and scheduler processes ``PROMETHEUS_MULTIPROC_DIR`` must be set before
+anything imports ``prometheus_client`` (DESIGN.md trap), so this module is imported
+only after the process entry point has set it.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# --- balance checks ------------------------------------------------------------------
+BALANCE_CHECKS = Counter(
+    "pn_balance_checks_total",
+    "Balance checks written, by result (pass/fail) and data-quality flag (or 'none').",
+    ["result", "flag"],
+)
+BALANCE_MISSING = Counter(
+    "pn_balance_missing_total",
+    "Accounts the balance source gave no balance for, by reason code.",
+    ["source", "reason"],
+)
+BALANCE_SOURCE_REQUEST_SECONDS = Histogram(
+    "pn_balance_source_request_seconds",
+    "Latency of one batched request to a balance source.",
+    ["source"],
+)
+
+# --- scheduled jobs --------------------------------------------------------------------
+JOB_DURATION_SECONDS = Histogram(
+    "pn_job_duration_seconds",
+    "Duration of a job run (balance_checks, qualification, notifications, ...).",
+    ["job"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200),
+)
+JOB_LAST_SUCCESS = Gauge(
+    "pn_job_last_success_timestamp_seconds",
+    "Unix time of the last successful finish of each job.",
+    ["job"],
+    multiprocess_mode="max",
+)
+JOB_RUNS = Counter("pn_job_runs_total", "Job runs by outcome.", ["job", "outcome"])
+
+# --- qualification -------------------------------------------------------------------
+QUALIFIED = Counter("pn_customers_qualified_total", "Customers qualified.")
+DISQUALIFIED = Counter(
+    "pn_customers_disqualified_total", "Customers disqualified, by reason code.", ["reason"]
+)
+MISSING_DATA_CUSTOMERS = Gauge(
+    "pn_qualification_missing_data_customers",
+    "Customers of the last qualification run with gaps that could not be filled.",
+    multiprocess_mode="max",
+)
+
+# --- SMS -------------------------------------------------------------------------------
+SMS_SUBMISSIONS = Counter(
+    "pn_sms_submissions_total",
+    "SMS submission outcomes by status and carrier error code ('none' if no error).",
+    ["status", "error_code"],
+)
+SMS_SEGMENTS = Counter("pn_sms_segments_total", "Message segments submitted to the carrier.")
+CARRIER_REQUEST_SECONDS = Histogram(
+    "pn_carrier_request_seconds",
+    "Latency of carrier API calls, by operation (create, fetch, list).",
+    ["operation"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RATE_LIMIT_WAITS = Counter(
+    "pn_rate_limit_waits_total", "Times a worker had to wait for a rate limiter.", ["limiter"]
+)
+
+# --- delivery --------------------------------------------------------------------------
+DELIVERY_STATUSES = Counter(
+    "pn_delivery_statuses_total", "Delivery status changes recorded, by new status.", ["status"]
+)
+NOTIFICATIONS_PENDING = Gauge(
+    "pn_notifications_pending",
+    "Notifications not in a final state, by state and age bucket.",
+    ["state", "age"],
+    multiprocess_mode="max",
+)
+
+# --- reliability ---------------------------------------------------------------------
+RECONCILER_ACTIONS = Counter(
+    "pn_reconciler_actions_total", "Actions taken by reconcilers.", ["reconciler", "action"]
+)
+DLQ_SIZE = Gauge(
+    "pn_dlq_messages", "Dead-lettered messages per queue.", ["queue"], multiprocess_mode="max"
+)
+QUEUE_DEPTH = Gauge(
+    "pn_queue_depth", "Messages waiting per queue.", ["queue"], multiprocess_mode="max"
+)
+QUEUE_OLDEST_AGE = Gauge(
+    "pn_queue_oldest_message_age_seconds",
+    "Age of the oldest waiting message per queue.",
+    ["queue"],
+    multiprocess_mode="max",
+)
