@@ -23,6 +23,8 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from periodiq import PeriodiqMiddleware
+
 from app.config import get_settings
 
 # Queues are split by stage so worker pools can be sized apart (docker/compose.yaml).
@@ -43,6 +45,8 @@ def middleware() -> list[Any]:
         Pipelines(),
         # retry control: small backoff; idempotent actors make redelivery harmless
         Retries(max_retries=10, min_backoff=1_000, max_backoff=5 * 60 * 1000),
+        # scheduling: periodic actors are thin kicks (DESIGN.md periodiq traps)
+        PeriodiqMiddleware(skip_delay=30),
     ]
 
 

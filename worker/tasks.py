@@ -8,3 +8,5 @@ from __future__ import annotations
 from worker import broker as _broker  # noqa: F401  (sets the global broker first)
 
 broker = _broker.broker
+
+# Actor modules (each registers its actors on the broker when imported).
