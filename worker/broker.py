@@ -22,7 +22,6 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
-
 from periodiq import PeriodiqMiddleware
 
 from app.config import get_settings
