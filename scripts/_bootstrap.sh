@@ -17,4 +17,19 @@ if [ ! -f "$stamp" ]; then
   rm -f "$VENV"/.installed-* && touch "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
+
+# Debian tools the tests use to validate the deploy files: docker-compose (compose file)
+# and promtool (package prometheus: metrics and alert rules). Installed when missing and
+# we may (root with apt-get); otherwise the tests that need them fail and say why.
+need_debs=()
+command -v docker-compose >/dev/null 2>&1 || need_debs+=(docker-compose)
+command -v promtool >/dev/null 2>&1 || need_debs+=(prometheus)
+if [ ${#need_debs[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "bootstrap: installing ${need_debs[*]} (Debian)" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_debs[@]}"; } \
+    >/dev/null 2>&1 || echo "bootstrap: could not install ${need_debs[*]}" >&2
+  # The prometheus package starts a server; this project needs only its promtool.
+  if command -v service >/dev/null 2>&1; then service prometheus stop >/dev/null 2>&1 || true; fi
+  pkill -x prometheus >/dev/null 2>&1 || true
+fi
 cd "$ROOT"
