@@ -95,6 +95,30 @@ class Settings(BaseSettings):
     environment: str = "development"
     log_level: str = "INFO"
 
+    # --- qualification (issue 4: app/qualification) ------------------------------------
+    qualification_kick_time: str = Field(
+        default="06:30",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Local (BANK_TIMEZONE) HH:MM of the monthly kick on the 1st. Not "
+        "00:00-02:59: DST transitions skip or repeat those times (periodiq trap).",
+    )
+    qualification_kick_days: str = Field(
+        default="1",
+        pattern=r"^[0-9,\-]+$",
+        description="Cron day-of-month field of the kick ('1', or '1-3' to retry).",
+    )
+    qualification_catchup_months: int = Field(
+        default=3, ge=1, le=24, description="Closed months the kick looks back over."
+    )
+    qualification_phone_chunk: int = Field(
+        default=5000, ge=100, description="Customers per phone re-validation chunk."
+    )
+    qualification_work_mem: str | None = Field(
+        default="256MB",
+        pattern=r"^\d+(kB|MB|GB)$",
+        description="work_mem of the qualification transaction (keeps its aggregate in RAM).",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _secrets_from_files(cls, data: Any) -> Any:
@@ -109,6 +133,13 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("qualification_kick_time")
+    @classmethod
+    def _kick_outside_dst_hours(cls, value: str) -> str:
+        if int(value[:2]) < 3:
+            raise ValueError("choose 03:00 or later: DST skips or repeats 00:00-02:59")
         return value
 
     @field_validator("qualification_threshold")

@@ -9,7 +9,7 @@ from app.cli.common import UserError, fail
 from app.cli.groups import cli
 
 # Each module registers its commands on app.cli.groups when imported.
-COMMAND_MODULES = ("app.cli.db",)
+COMMAND_MODULES = ("app.cli.db", "app.cli.qualification", "app.cli.reports")
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)
@@ -22,7 +22,8 @@ def main() -> None:
     try:
         cli()
     except UserError as exc:
-        raise fail(str(exc)) from None
+        # Outside click's main loop a typer.Exit is just an exception: exit explicitly.
+        raise SystemExit(fail(str(exc)).exit_code) from None
 
 
 if __name__ == "__main__":

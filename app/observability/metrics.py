@@ -96,3 +96,10 @@ QUEUE_OLDEST_AGE = Gauge(
     ["queue"],
     multiprocess_mode="max",
 )
+
+# --- qualification: phone re-validation (issue 4) ------------------------------------
+PHONES_REVALIDATED = Counter(
+    "pn_phones_revalidated_total",
+    "Customers whose phone verdict a qualification run recomputed, by verdict status.",
+    ["status"],
+)

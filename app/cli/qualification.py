@@ -1,0 +1,104 @@
+"""``premium-notify run qualification`` and ``premium-notify enqueue qualification``."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+import typer
+
+from app.cli.common import OutputFormat, UserError, console, emit_rows, err_console
+from app.cli.groups import enqueue_app, run_app
+from app.config import get_settings
+from app.qualification.months import Month, QualificationError, ensure_closed
+
+FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
+MONTH_HELP = "The month to qualify, YYYY-MM (it must be over in the bank's time zone)."
+
+
+def _month(text: str) -> Month:
+    try:
+        return Month.parse(text)
+    except QualificationError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _operator() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@run_app.command("qualification")
+def run_qualification(
+    month: str = typer.Option(..., "--month", help=MONTH_HELP),
+    recompute: bool = typer.Option(
+        False, "--recompute", help="Re-decide rows that have no notification yet (audited)."
+    ),
+    skip_gap_repair: bool = typer.Option(
+        False, "--skip-gap-repair", help="Qualify with the checks as they are (recorded)."
+    ),
+    fmt: OutputFormat = FORMAT,
+) -> None:
+    """Qualify a closed month in this process, with a progress bar."""
+    from rich.progress import Progress
+
+    from app.qualification import service
+
+    target = _month(month)
+    operator = _operator()
+    with Progress(console=err_console, disable=not err_console.is_terminal) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(step: str, done: int, total: int | None) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=total)
+            bar.update(tasks[step], completed=done, total=total)
+
+        try:
+            result = service.run_month(
+                target,
+                recompute=recompute,
+                gap_repair=None if skip_gap_repair else service.default_gap_repair,
+                triggered_by=operator,
+                user_id=operator,
+                progress=progress,
+            )
+        except QualificationError as exc:
+            raise UserError(str(exc)) from None
+    totals = result.totals.as_dict()
+    row = {
+        "month": str(result.month),
+        "run_id": str(result.run_id),
+        "written": result.written.rows,
+        "recomputed": result.recomputed.rows if result.recomputed else 0,
+        **{k: totals[k] for k in totals if k != "notified"},
+        "seconds": round(result.seconds, 2),
+    }
+    emit_rows([row], list(row), fmt, title=f"Qualification {result.month}")
+    if fmt is OutputFormat.TABLE:
+        console.print(
+            "The notification stage starts with the next kick, or now with: "
+            f"premium-notify enqueue qualification --month {result.month}"
+        )
+
+
+@enqueue_app.command("qualification")
+def enqueue_qualification(
+    month: str = typer.Option(..., "--month", help=MONTH_HELP),
+    recompute: bool = typer.Option(False, "--recompute"),
+    notify: bool = typer.Option(
+        True, "--notify/--no-notify", help="Start the notification stage once it finished."
+    ),
+) -> None:
+    """Send the month's qualification to the workers (queue 'qualification')."""
+    target = _month(month)
+    try:
+        ensure_closed(target, get_settings().tz)
+    except QualificationError as exc:
+        raise UserError(str(exc)) from None
+    from worker.actors.qualification import run_month  # lazily: app/ does not load dramatiq
+
+    message = run_month.send(str(target), recompute=recompute, start_notifications=notify)
+    typer.echo(f"enqueued qualification of {target}: message {message.message_id}")
