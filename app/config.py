@@ -90,10 +90,55 @@ class Settings(BaseSettings):
     qualification_threshold: Decimal = Field(default=Decimal("15000.00"), ge=0)
     default_phone_region: str = "IL"
 
+    # --- SMS (issue 5: app/sms) ----------------------------------------------------------
+    sms_mps: float = Field(
+        default=30.0, ge=0, description="Carrier limit in message segments per second; 0 = none."
+    )
+    sms_rate_window_margin_seconds: float = Field(
+        default=0.04,
+        ge=0,
+        lt=1,
+        description="The limiter counts over 1 s + this margin so network jitter between "
+        "worker and carrier cannot push a carrier-side one-second window over the limit.",
+    )
+    sms_send_window: str = Field(
+        default="sun-thu 09:00-20:00; fri 09:00-13:00",
+        description="Local (BANK_TIMEZONE) send window; days mon..sun, ';' between rules.",
+    )
+    sms_template_language: str = Field(default="he", description="Template used: he or en.")
+    sms_template_he: str | None = Field(default=None, description="Overrides the Hebrew text.")
+    sms_template_en: str | None = Field(default=None, description="Overrides the English text.")
+    sms_max_segments: int = Field(default=3, ge=1, le=10)
+    sms_batch_size: int = Field(default=100, ge=1, description="Outbox rows per send batch.")
+    sms_claim_chunk: int = Field(
+        default=10, ge=1, description="Rows claimed (Queued -> Sending) per transaction."
+    )
+    sms_max_transient_retries: int = Field(default=8, ge=0)
+    sms_batch_time_budget_seconds: float = Field(
+        default=120.0, gt=0, description="A send batch re-enqueues itself after this long."
+    )
+    sms_reconcile_queued_after_seconds: float = Field(
+        default=900.0, ge=0, description="Queued rows untouched this long are re-enqueued."
+    )
+    sms_reconcile_sending_after_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="Rows in Sending this long are resolved by asking the carrier; "
+        "not found -> back to Queued. Keep it well above TWILIO_TIMEOUT_SECONDS.",
+    )
+    sms_status_callback_url: str | None = None
+    sms_validity_period_seconds: int | None = Field(default=None, ge=1, le=36000)
+
     # --- observability --------------------------------------------------------------
     sentry_dsn: SecretStr | None = None
     environment: str = "development"
     log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+    sentry_release: str | None = Field(default=None, description="Defaults to the package version.")
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
+    metrics_host: str = Field(default="0.0.0.0", description="Bind address of /metrics.")
+    metrics_port: int = Field(default=9191, ge=1, le=65535, description="Workers' /metrics port.")
+    scheduler_metrics_port: int = Field(default=9192, ge=1, le=65535)
 
     # --- qualification (issue 4: app/qualification) ------------------------------------
     qualification_kick_time: str = Field(

@@ -11,3 +11,4 @@ broker = _broker.broker
 
 # Actor modules (each registers its actors on the broker when imported).
 from worker.actors import qualification as _qualification  # noqa: E402,F401
+from worker.actors import notifications as _notifications  # noqa: E402,F401

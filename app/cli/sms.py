@@ -1,0 +1,174 @@
+"""SMS operator commands: ``sms preview``, ``simulate carrier``, ``run|enqueue notifications``."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+
+import typer
+from sqlalchemy import select
+
+from app.cli.common import OutputFormat, UserError, console, emit_rows, err_console, progress_bar
+from app.cli.groups import cli, enqueue_app, run_app, simulate_app
+from app.config import get_settings
+from app.db.session import session_scope
+from app.models import Customer
+from app.sms.carrier import CarrierClient, CarrierConfigError
+from app.sms.outbox import OutboxError, parse_month, prepare_month, queued_batches
+from app.sms.segments import analyze
+from app.sms.sending import BatchOutcome, LocalSegmentLimiter, SegmentLimiter, Sender, utcnow
+from app.sms.templates import TemplateError, get_template
+from app.sms.window import SendWindow
+
+FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
+sms_app = typer.Typer(help="SMS templates and segment counts.", no_args_is_help=True)
+cli.add_typer(sms_app, name="sms")
+
+
+def _month(value: str) -> date:
+    try:
+        return parse_month(value)
+    except OutboxError as exc:
+        raise UserError(str(exc)) from None
+
+
+@sms_app.command("preview")
+def preview(
+    text: str | None = typer.Argument(None, help="A message text to measure."),
+    template: str | None = typer.Option(None, help="Render this template (he, en) instead."),
+    account: str | None = typer.Option(None, help="Render for this account number."),
+    month: str | None = typer.Option(None, help="Month to name (YYYY-MM; default: last month)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {encoding, characters, segments}."),
+) -> None:
+    """Encoding, length and segment count of a text or a rendered template."""
+    if text is None and template is None:
+        raise UserError("give a TEXT or --template NAME")
+    if text is not None and template is not None:
+        raise UserError("give either a TEXT or --template, not both")
+    if text is None:
+        today = date.today()
+        first = _month(month) if month else date(today.year - (today.month == 1),
+                                                 (today.month - 2) % 12 + 1, 1)  # fmt: skip
+        try:
+            tpl = get_template(template)
+        except TemplateError as exc:
+            raise UserError(str(exc)) from None
+        first_name, last_name = "Dana", "Levi"
+        if account is not None:
+            with session_scope() as session:
+                row = session.execute(
+                    select(Customer.first_name, Customer.last_name).where(
+                        Customer.account_number == account
+                    )
+                ).first()
+            if row is None:
+                raise UserError(f"no customer with account number {account!r}")
+            first_name, last_name = row
+        text = tpl.render(first_name=first_name, last_name=last_name, month=first)
+    info = analyze(text)
+    if as_json:
+        typer.echo(json.dumps(info.as_dict()))
+    else:
+        shown = {**info.as_dict(), "text": text}
+        emit_rows([shown], list(shown), OutputFormat.TABLE)
+
+
+@simulate_app.command("carrier")
+def simulate_carrier(
+    port: int = typer.Option(8089, help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
+    account_sid: str = typer.Option("AC" + "0" * 32, envvar="TWILIO_ACCOUNT_SID"),
+    auth_token: str = typer.Option("simulator-token", envvar="TWILIO_AUTH_TOKEN"),
+    sent_after: float = typer.Option(0.5, help="Seconds from create to 'sent'."),
+    delivered_after: float = typer.Option(2.0, help="Seconds from create to the final status."),
+    latency: float = typer.Option(0.0, help="Seconds added to every create."),
+    rate_429: float = typer.Option(0.0, help="Share of creates answered 429 / 20429."),
+    rate_500: float = typer.Option(0.0, help="Share of creates answered 500 (not stored)."),
+    accept_timeout_rate: float = typer.Option(0.0, help="Share stored, then answered late."),
+    accept_timeout_delay: float = typer.Option(30.0, help="How late (seconds)."),
+    outage: bool = typer.Option(False, help="Answer 503 to everything."),
+    seed: int | None = typer.Option(None, help="Seed of the fault dice (reproducible runs)."),
+) -> None:
+    """A Twilio-compatible carrier (Messages create/fetch/list) with fault injection."""
+    from app.simulators.carrier import SimConfig, serve
+
+    config = SimConfig(
+        account_sid=account_sid, auth_token=auth_token, sent_after=sent_after,
+        delivered_after=delivered_after, latency=latency, rate_429=rate_429, rate_500=rate_500,
+        accept_timeout_rate=accept_timeout_rate, accept_timeout_delay=accept_timeout_delay,
+        outage=outage, seed=seed,
+    )  # fmt: skip
+    err_console.print(f"carrier simulator on http://{host}:{port} (account {account_sid})")
+    serve(config, host=host, port=port)
+
+
+def _limiter() -> SegmentLimiter | None:
+    settings = get_settings()
+    if settings.sms_mps <= 0:
+        return None
+    if settings.redis_url is not None:
+        # Share the workers' limit: an operator run must not double the carrier rate.
+        from worker.ratelimit import segment_limiter
+
+        return segment_limiter(settings)
+    return LocalSegmentLimiter(settings.sms_mps, 1.0 + settings.sms_rate_window_margin_seconds)
+
+
+@run_app.command("notifications")
+def run_notifications(
+    month: str = typer.Option(..., help="The qualified month, YYYY-MM."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Render and count; send nothing."),
+    fmt: OutputFormat = FORMAT,
+) -> None:
+    """Prepare the month's outbox and send it in this process (progress bar)."""
+    first = _month(month)
+    try:
+        with session_scope() as session:
+            result = prepare_month(session, first, dry_run=dry_run, triggered_by="cli")
+    except (OutboxError, TemplateError) as exc:
+        raise UserError(str(exc)) from None
+    summary = result.as_dict()
+    if dry_run:
+        emit_rows([summary], list(summary), fmt, title=f"dry run {result.month} (nothing sent)")
+        return
+    with session_scope() as session:
+        batches = queued_batches(session, first)
+    window = SendWindow.from_settings()
+    try:
+        sender = Sender(CarrierClient.from_settings(), _limiter(), window)
+    except CarrierConfigError as exc:
+        raise UserError(str(exc)) from None
+    total = BatchOutcome()
+    with progress_bar(f"sending {result.month}", len(batches)) as advance:
+        for batch in batches:
+            while True:
+                outcome = sender.send_batch(batch)
+                total.add(outcome)
+                if outcome.window_closed:
+                    opens = window.next_open(utcnow())
+                    raise UserError(
+                        f"the send window is closed (opens {opens:%Y-%m-%d %H:%M} UTC); "
+                        f"{total.submitted} sent, the rest stay queued"
+                        if opens
+                        else "the send window is never open (SMS_SEND_WINDOW)"
+                    )
+                if outcome.defer_seconds is None:
+                    break
+                time.sleep(outcome.defer_seconds)
+            advance(1)
+    rows = [{**summary, "submitted": total.submitted, "failed": total.failed,
+             "unresolved": total.unresolved, "segments_sent": total.segments}]  # fmt: skip
+    emit_rows(rows, list(rows[0]), fmt, title=f"notifications {result.month}")
+    if total.unresolved:
+        console.print(f"{total.unresolved} ambiguous sends are left to the reconciler")
+
+
+@enqueue_app.command("notifications")
+def enqueue_notifications(month: str = typer.Option(..., help="The month, YYYY-MM.")) -> None:
+    """Ask the workers to prepare and send the month (prints the message id)."""
+    key = _month(month)
+    from worker.actors.notifications import prepare_month as actor
+
+    message = actor.send(f"{key.year:04d}-{key.month:02d}")
+    typer.echo(message.message_id)

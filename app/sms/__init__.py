@@ -1,0 +1,1 @@
+"""SMS: templates, segments, outbox, carrier client, sending, send window, reconciler."""

@@ -1,0 +1,101 @@
+"""SMS actors (thin: open a session scope or a Sender, call app.sms, enqueue follow-ups).
+
+* ``notifications.prepare_month(month)``: enqueued by the qualification stage's monthly
+  kick; fills the outbox and fans out one ``send_batch`` per batch with Queued rows.
+* ``notifications.send_batch(batch_id)``: sends one batch. When it must wait (send
+  window closed, carrier backoff, time budget used up) it enqueues a *fresh* message
+  with a delay instead of raising: waiting never burns retries or reaches Sentry.
+* ``notifications.reconcile()``: resolves rows stuck in Sending, re-enqueues lost
+  batches; ``notifications.reconcile_kick`` is its periodic (thin) kick.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+import dramatiq
+from periodiq import cron
+
+from app.db.session import session_scope
+from app.models.enums import Severity
+from app.observability.events import record_event
+from app.sms.carrier import CarrierClient
+from app.sms.outbox import OutboxError, parse_month, queued_batches
+from app.sms.outbox import prepare_month as prepare_outbox
+from app.sms.reconcile import reconcile_outbox
+from app.sms.sending import Sender, utcnow
+from app.sms.window import SendWindow
+from worker.ratelimit import segment_limiter
+
+log = logging.getLogger(__name__)
+_local = threading.local()
+_limiter_lock = threading.Lock()
+_limiter: object = None
+
+
+def _sender() -> Sender:
+    # One carrier client per worker thread (its HTTP session is not shared); one limiter
+    # per process (the limit itself lives in Redis).
+    global _limiter
+    with _limiter_lock:
+        if _limiter is None:
+            _limiter = segment_limiter() or False
+    sender: Sender | None = getattr(_local, "sender", None)
+    if sender is None:
+        sender = Sender(CarrierClient.from_settings(), _limiter or None)  # type: ignore[arg-type]
+        _local.sender = sender
+    return sender
+
+
+def _enqueue_batches(batches: list[uuid.UUID] | set[uuid.UUID]) -> None:
+    delay = SendWindow.from_settings().seconds_until_open(utcnow())
+    for batch in sorted(batches, key=str):
+        send_batch.send_with_options(args=(str(batch),), delay=int(delay * 1000) if delay else None)
+
+
+@dramatiq.actor(actor_name="notifications.prepare_month", queue_name="sms", max_retries=5)
+def prepare_month(month: str) -> None:
+    first_day = parse_month(month)
+    try:
+        with session_scope() as session:
+            result = prepare_outbox(session, first_day, triggered_by="worker")
+    except OutboxError as exc:
+        with session_scope() as session:
+            record_event(
+                session, "notifications_prepare_refused", str(exc), severity=Severity.ERROR,
+                data={"month": month},
+            )  # fmt: skip
+        log.error("prepare %s refused: %s", month, exc)
+        return
+    with session_scope() as session:
+        # Also batches of an earlier prepare that are still waiting (idempotent re-run).
+        batches = queued_batches(session, first_day)
+    log.info("prepared %s: %s", month, result.as_dict())
+    _enqueue_batches(batches)
+
+
+@dramatiq.actor(actor_name="notifications.send_batch", queue_name="sms", max_retries=10)
+def send_batch(batch_id: str) -> None:
+    outcome = _sender().send_batch(uuid.UUID(batch_id))
+    if outcome.defer_seconds is not None:
+        send_batch.send_with_options(
+            args=(batch_id,), delay=max(0, int(outcome.defer_seconds * 1000))
+        )
+
+
+@dramatiq.actor(actor_name="notifications.reconcile", queue_name="maintenance", max_retries=3)
+def reconcile() -> None:
+    result = reconcile_outbox(_sender().carrier)
+    _enqueue_batches(result.batches)
+
+
+@dramatiq.actor(
+    actor_name="notifications.reconcile_kick",
+    queue_name="maintenance",
+    periodic=cron("*/5 * * * *"),
+)
+def reconcile_kick() -> None:
+    # Thin kick: every round looks at the whole outbox, so a missed round is caught up.
+    reconcile.send()
