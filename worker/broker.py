@@ -25,6 +25,12 @@ from dramatiq.middleware import (
 from periodiq import PeriodiqMiddleware
 
 from app.config import get_settings
+from app.observability.sentry import init_sentry
+from worker.metrics_middleware import (
+    LogContextMiddleware,
+    PrometheusMiddleware,
+    start_scheduler_exporter,
+)
 
 # Queues are split by stage so worker pools can be sized apart (docker/compose.yaml).
 QUEUES = ("balances", "qualification", "sms", "delivery", "maintenance")
@@ -39,6 +45,9 @@ def middleware() -> list[Any]:
         TimeLimit(time_limit=30 * 60 * 1000),
         ShutdownNotifications(),
         CurrentMessage(),
+        # observability: Prometheus (multiprocess, /metrics fork), log context
+        PrometheusMiddleware(),
+        LogContextMiddleware(),
         # orchestration
         Callbacks(),
         Pipelines(),
@@ -91,5 +100,8 @@ def _shared_fake_server() -> Any:
     return _fake_server
 
 
+# Sentry first: its Dramatiq integration hooks Broker.__init__ (only if SENTRY_DSN is set).
+init_sentry()
 broker = build_broker()
 dramatiq.set_broker(broker)
+start_scheduler_exporter()  # periodiq has no forks: the scheduler serves /metrics itself

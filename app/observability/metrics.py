@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+# Multiprocess modes (why): counters/histograms sum over processes; timestamps of
+# successes take the max; *sampled* gauges (queue depth, pending rows, DLQ size) use
+# "mostrecent", because "max" would keep a dead process's old, higher sample forever.
+
 # --- balance checks ------------------------------------------------------------------
 BALANCE_CHECKS = Counter(
     "pn_balance_checks_total",
@@ -49,7 +53,7 @@ DISQUALIFIED = Counter(
 MISSING_DATA_CUSTOMERS = Gauge(
     "pn_qualification_missing_data_customers",
     "Customers of the last qualification run with gaps that could not be filled.",
-    multiprocess_mode="max",
+    multiprocess_mode="mostrecent",
 )
 
 # --- SMS -------------------------------------------------------------------------------
@@ -77,7 +81,7 @@ NOTIFICATIONS_PENDING = Gauge(
     "pn_notifications_pending",
     "Notifications not in a final state, by state and age bucket.",
     ["state", "age"],
-    multiprocess_mode="max",
+    multiprocess_mode="mostrecent",
 )
 
 # --- reliability ---------------------------------------------------------------------
@@ -85,16 +89,19 @@ RECONCILER_ACTIONS = Counter(
     "pn_reconciler_actions_total", "Actions taken by reconcilers.", ["reconciler", "action"]
 )
 DLQ_SIZE = Gauge(
-    "pn_dlq_messages", "Dead-lettered messages per queue.", ["queue"], multiprocess_mode="max"
+    "pn_dlq_messages",
+    "Dead-lettered messages per queue.",
+    ["queue"],
+    multiprocess_mode="mostrecent",
 )
 QUEUE_DEPTH = Gauge(
-    "pn_queue_depth", "Messages waiting per queue.", ["queue"], multiprocess_mode="max"
+    "pn_queue_depth", "Messages waiting per queue.", ["queue"], multiprocess_mode="mostrecent"
 )
 QUEUE_OLDEST_AGE = Gauge(
     "pn_queue_oldest_message_age_seconds",
     "Age of the oldest waiting message per queue.",
     ["queue"],
-    multiprocess_mode="max",
+    multiprocess_mode="mostrecent",
 )
 
 # --- qualification: phone re-validation (issue 4) ------------------------------------
@@ -102,4 +109,31 @@ PHONES_REVALIDATED = Counter(
     "pn_phones_revalidated_total",
     "Customers whose phone verdict a qualification run recomputed, by verdict status.",
     ["status"],
+)
+
+# --- the observability machinery itself (issue 7) -----------------------------------
+BUILD_INFO = Gauge(
+    "pn_build_info",
+    "Always 1; the version and process role of every exporting process group.",
+    ["version", "role"],
+    multiprocess_mode="max",
+)
+METRICS_REFRESH_ERRORS = Counter(
+    "pn_metrics_refresh_errors_total",
+    "Scrape-time samplers (queue stats) that failed; the scrape still answered.",
+    ["source"],
+)
+SCHEDULER_KICKS = Counter(
+    "pn_scheduler_kicks_total", "Periodic kicks the scheduler (periodiq) enqueued.", ["actor"]
+)
+SCHEDULER_LAST_KICK = Gauge(
+    "pn_scheduler_last_kick_timestamp_seconds",
+    "Unix time of the last kick of each periodic actor.",
+    ["actor"],
+    multiprocess_mode="max",
+)
+QUEUE_STATS_TIMESTAMP = Gauge(
+    "pn_queue_stats_timestamp_seconds",
+    "Unix time the queue depth / DLQ / oldest-age gauges were last sampled from Redis.",
+    multiprocess_mode="max",
 )
