@@ -164,6 +164,53 @@ class Settings(BaseSettings):
         description="work_mem of the qualification transaction (keeps its aggregate in RAM).",
     )
 
+    # --- Operations (issue 8: app/ops) ---------------------------------------------------
+    retention_kick_time: str = Field(
+        default="04:30",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Local (BANK_TIMEZONE) HH:MM of the daily retention kick. Israel's "
+        "clocks change at 02:00 (02:00-02:59 is skipped in spring, 01:00-01:59 repeated in "
+        "autumn), so 03:00 or later exists exactly once every day.",
+    )
+    retention_hot_days: int = Field(
+        default=365, ge=1, description="Checks, qualifications, notifications, deliveries."
+    )
+    retention_audit_hot_days: int = Field(default=730, ge=1, description="audit_log.")
+    retention_system_events_days: int = Field(
+        default=365, ge=1, description="system_events older than this are deleted."
+    )
+    retention_batch_size: int = Field(
+        default=5000, ge=1, description="Rows moved per transaction (insert + delete)."
+    )
+    cold_storage_dir: Path = Field(
+        default=PROJECT_ROOT / ".data" / "cold-storage",
+        description="Folder (a mounted bucket or NFS share) of the archive CSV.gz exports.",
+    )
+    ops_stuck_queued_minutes: int = Field(
+        default=60, ge=1, description="status: Queued notifications older than this are stuck."
+    )
+    ops_stuck_sending_minutes: int = Field(
+        default=15, ge=1, description="status: Sending rows claimed longer ago are stuck."
+    )
+    ops_delivery_deadline_hours: int = Field(
+        default=72,
+        ge=1,
+        description="status: submitted messages without a final delivery status after this.",
+    )
+    db_role_prefix: str = Field(
+        default="pn",
+        pattern=r"^[a-z][a-z0-9_]{0,40}$",
+        description="Prefix of the database roles `db roles` manages (<prefix>_worker, ...).",
+    )
+    backup_dir: Path = Field(
+        default=PROJECT_ROOT / ".data" / "backups", description="Where scripts/backup writes."
+    )
+    backup_metrics_file: Path | None = Field(
+        default=None,
+        description="Prometheus textfile-collector file of the last backup "
+        "(default: <BACKUP_DIR>/pn_backup.prom).",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _secrets_from_files(cls, data: Any) -> Any:
@@ -183,6 +230,13 @@ class Settings(BaseSettings):
     @field_validator("qualification_kick_time")
     @classmethod
     def _kick_outside_dst_hours(cls, value: str) -> str:
+        if int(value[:2]) < 3:
+            raise ValueError("choose 03:00 or later: DST skips or repeats 00:00-02:59")
+        return value
+
+    @field_validator("retention_kick_time")
+    @classmethod
+    def _retention_outside_dst_hours(cls, value: str) -> str:
         if int(value[:2]) < 3:
             raise ValueError("choose 03:00 or later: DST skips or repeats 00:00-02:59")
         return value
