@@ -1,0 +1,1 @@
+"""Daily balance checks: balance sources, the check writer, run fan-out/fan-in, gap repair."""
