@@ -84,6 +84,45 @@ class Settings(BaseSettings):
     # --- core banking ---------------------------------------------------------------
     core_banking_url: str | None = None
     core_banking_api_token: SecretStr | None = None
+    core_banking_timeout_seconds: float = Field(default=10.0, gt=0, description="Per request.")
+    core_banking_batch_size: int = Field(
+        default=500, ge=1, le=5000, description="Accounts per POST /v1/balances:batch request."
+    )
+    core_banking_max_retries: int = Field(
+        default=4, ge=0, description="Retries (exponential backoff) on 5xx, 429 and timeouts."
+    )
+    core_banking_rps: float = Field(
+        default=50.0, ge=0, description="Requests per second across all workers; 0 = no limit."
+    )
+    core_banking_pool_size: int = Field(default=4, ge=1, description="HTTP connections kept.")
+
+    # --- balance checks (issue 3: app/balances) -----------------------------------------
+    balance_source: str = Field(
+        default="http", pattern=r"^(http|file:.+)$", description="'http' or 'file:PATH'."
+    )
+    balance_shards: int = Field(default=8, ge=1, le=1024, description="Shards per daily run.")
+    balance_batch_size: int = Field(
+        default=5000, ge=1, description="Customers fetched and written per transaction."
+    )
+    balance_kick_time: str = Field(
+        default="22:30",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Local (BANK_TIMEZONE) HH:MM of the daily kick, after end of business.",
+    )
+    balance_catchup_days: int = Field(
+        default=7, ge=0, le=62, description="Earlier days the daily kick re-runs if unfinished."
+    )
+    balance_gap_repair_time: str = Field(
+        default="05:15",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Local HH:MM of the daily gap-repair kick.",
+    )
+    balance_max_stale_days: int = Field(
+        default=3,
+        ge=0,
+        description="A source balance as of up to this many days before the check date is "
+        "stored with a STALE_AS_OF flag (weekends); older is treated as missing.",
+    )
 
     # --- business -----------------------------------------------------------------
     bank_timezone: str = "Asia/Jerusalem"
@@ -237,6 +276,13 @@ class Settings(BaseSettings):
     @field_validator("retention_kick_time")
     @classmethod
     def _retention_outside_dst_hours(cls, value: str) -> str:
+        if int(value[:2]) < 3:
+            raise ValueError("choose 03:00 or later: DST skips or repeats 00:00-02:59")
+        return value
+
+    @field_validator("balance_kick_time", "balance_gap_repair_time")
+    @classmethod
+    def _balance_kicks_outside_dst_hours(cls, value: str) -> str:
         if int(value[:2]) < 3:
             raise ValueError("choose 03:00 or later: DST skips or repeats 00:00-02:59")
         return value
