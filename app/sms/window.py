@@ -2,8 +2,9 @@
 
 The rule string is ``"sun-thu 09:00-20:00; fri 09:00-13:00"``: day names or ranges
 (``mon`` .. ``sun``; a range may wrap, ``sun-thu`` is Sunday to Thursday), then a local
-time range. Days not named (Saturday by default) have no window. Times are wall-clock
-in BANK_TIMEZONE, so the window follows daylight-saving changes.
+time range (``24:00`` means the end of the day). Days not named (Saturday by default)
+have no window. Times are wall-clock in BANK_TIMEZONE, so the window follows
+daylight-saving changes.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def parse_window(rule: str) -> list[Interval]:
         try:
             days, hours = clause.rsplit(None, 1)
             start_s, end_s = hours.split("-")
-            start, end = time.fromisoformat(start_s), time.fromisoformat(end_s)
+            start = time.fromisoformat(start_s)
+            end = time.max if end_s == "24:00" else time.fromisoformat(end_s)
         except ValueError:
             raise WindowError(
                 f"cannot read {clause!r} (expected e.g. 'sun-thu 09:00-20:00')"

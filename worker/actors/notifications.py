@@ -27,6 +27,7 @@ from app.sms.outbox import prepare_month as prepare_outbox
 from app.sms.reconcile import reconcile_outbox
 from app.sms.sending import Sender, utcnow
 from app.sms.window import SendWindow
+from worker import broker as _broker  # noqa: F401  (the global broker before any actor)
 from worker.ratelimit import segment_limiter
 
 log = logging.getLogger(__name__)
