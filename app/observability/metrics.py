@@ -137,3 +137,10 @@ QUEUE_STATS_TIMESTAMP = Gauge(
     "Unix time the queue depth / DLQ / oldest-age gauges were last sampled from Redis.",
     multiprocess_mode="max",
 )
+
+# --- operations: retention (issue 8) ---------------------------------------------------
+RETENTION_ROWS = Counter(
+    "pn_retention_rows_total",
+    "Rows the retention job moved to archive tables or deleted, by table and action.",
+    ["table", "action"],
+)
