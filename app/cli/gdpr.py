@@ -1,0 +1,93 @@
+"""``premium-notify gdpr export|erase``: data subject access and erasure (audited)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import typer
+
+from app.cli.common import UserError, err_console
+from app.cli.groups import cli
+from app.db.session import session_scope
+from app.ops import gdpr
+
+gdpr_app = typer.Typer(help="GDPR: export or erase a customer's data.", no_args_is_help=True)
+cli.add_typer(gdpr_app, name="gdpr")
+
+ACCOUNT = typer.Option(..., "--account", help="The customer's account number.")
+
+
+def _operator() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+_OUTPUT_OPT = typer.Option(
+    None, "--output", "-o", help="Write the JSON here (mode 0600); default stdout."
+)
+_ANONYMISE_OPT = typer.Option(
+    False,
+    "--anonymise",
+    help="Also replace names, phone, email and message bodies with placeholders "
+    "everywhere (irreversible). Without it the customer is only deactivated.",
+)
+_YES_OPT = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
+
+
+@gdpr_app.command("export")
+def export(
+    account: str = ACCOUNT,
+    output: Path | None = _OUTPUT_OPT,
+) -> None:
+    """One JSON document with every row about the customer, hot and archived."""
+    try:
+        with session_scope() as session:
+            document = gdpr.export(session, account, operator=_operator())
+    except gdpr.GdprError as exc:
+        raise UserError(str(exc)) from None
+    body = json.dumps(document, default=_json_default, ensure_ascii=False, indent=2)
+    if output is None:
+        typer.echo(body)
+        return
+    # Personal data: readable by the operator only.
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(body + "\n")
+    err_console.print(
+        f"wrote {output}: " + ", ".join(f"{k} {v}" for k, v in document["counts"].items())
+    )
+
+
+@gdpr_app.command("erase")
+def erase(
+    account: str = ACCOUNT,
+    anonymise: bool = _ANONYMISE_OPT,
+    yes: bool = _YES_OPT,
+) -> None:
+    """Deactivate the customer (default) or anonymise them; compliance rows are kept."""
+    if anonymise and not yes:
+        typer.confirm(f"Irreversibly anonymise account {account}?", abort=True)
+    try:
+        with session_scope() as session:
+            counts = gdpr.erase(session, account, anonymise=anonymise, operator=_operator())
+    except gdpr.GdprError as exc:
+        raise UserError(str(exc)) from None
+    what = "anonymised" if anonymise else "deactivated"
+    typer.echo(f"{what} {account}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -1,0 +1,67 @@
+"""``premium-notify run retention`` / ``enqueue retention``: archival and cold storage."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+import typer
+
+from app.cli.common import OutputFormat, emit_rows, err_console
+from app.cli.groups import enqueue_app, run_app
+
+
+def _operator() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+_FMT_OPT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
+
+
+_FMT_OPT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
+
+
+@run_app.command("retention")
+def run_retention(
+    fmt: OutputFormat = _FMT_OPT,
+) -> None:
+    """Archive rows past their hot period, delete old system events, export to cold storage."""
+    from rich.progress import Progress
+
+    from app.ops import retention
+
+    with Progress(console=err_console, disable=not err_console.is_terminal) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(step: str, done: int, total: int | None) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(f"archive {step}", total=total)
+            bar.update(tasks[step], completed=done, total=total)
+
+        result = retention.run(triggered_by=_operator(), progress=progress)
+    if result.skipped:
+        typer.echo(f"skipped: {result.skipped}")
+        raise typer.Exit(1)
+    rows = [{"table": t, "action": "archived", "rows": n} for t, n in result.moved.items()]
+    rows.append({"table": "system_events", "action": "deleted", "rows": result.events_deleted})
+    rows += [
+        {"table": f["table"], "action": "exported", "rows": f["rows"], "sha256": f["sha256"]}
+        for f in result.exported_files
+    ]
+    emit_rows(
+        rows, ["table", "action", "rows", "sha256"], fmt, title=f"Retention run {result.run_id}"
+    )
+    if fmt is OutputFormat.TABLE and result.export_folder:
+        typer.echo(f"cold storage: {result.export_folder}")
+
+
+@enqueue_app.command("retention")
+def enqueue_retention() -> None:
+    """Send a retention run to the workers (queue 'maintenance')."""
+    from worker.actors.maintenance import retention_run  # lazily: app/ does not load dramatiq
+
+    message = retention_run.send(_operator())
+    typer.echo(f"enqueued retention: message {message.message_id}")

@@ -1,0 +1,60 @@
+"""Maintenance actors: the daily retention run and its periodic kick (queue 'maintenance').
+
+The kick fires at RETENTION_KICK_TIME in the scheduler's local time (run periodiq with
+TZ set to the bank's time zone). 04:30 by default: Israel's clocks change at 02:00, so
+02:00-02:59 does not exist on the spring day and 01:00-01:59 happens twice in autumn;
+anything from 03:00 exists exactly once every day. It also keeps clear of the backup
+(03:30) and of the morning's business stages.
+
+Catching up is built in: retention is cumulative (each run archives everything past
+its cutoff and exports everything archived since the last finished run), so a day the
+scheduler missed is covered by the next run. The run itself is idempotent and holds an
+advisory lock, so a duplicate kick (periodiq restart inside the minute) is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from periodiq import cron
+
+from app.config import get_settings
+from app.ops import retention
+
+log = logging.getLogger(__name__)
+
+
+def _kick_cron() -> str:
+    hour, minute = get_settings().retention_kick_time.split(":")
+    return f"{int(minute)} {int(hour)} * * *"
+
+
+@dramatiq.actor(
+    actor_name="maintenance.retention_run",
+    queue_name="maintenance",
+    max_retries=3,
+    time_limit=6 * 60 * 60 * 1000,
+)
+def retention_run(triggered_by: str = "worker") -> None:
+    result = retention.run(triggered_by=triggered_by)
+    if result.skipped:
+        log.info("retention: %s", result.skipped)
+        return
+    log.info(
+        "retention run %s: archived %s, events deleted %d, exported %d files",
+        result.run_id,
+        result.moved,
+        result.events_deleted,
+        len(result.exported_files),
+    )
+
+
+@dramatiq.actor(
+    actor_name="maintenance.retention_kick",
+    queue_name="maintenance",
+    periodic=cron(_kick_cron()),
+    max_retries=0,
+)
+def retention_kick() -> None:
+    retention_run.send("scheduler")
