@@ -9,8 +9,16 @@ from app.cli.common import UserError, fail
 from app.cli.groups import cli
 
 # Each module registers its commands on app.cli.groups when imported.
-COMMAND_MODULES = ("app.cli.db", "app.cli.qualification", "app.cli.reports", "app.cli.sms",
-    "app.cli.status", "app.cli.dlq", "app.cli.gdpr", "app.cli.retention", "app.cli.ops_db",
+COMMAND_MODULES = (
+    "app.cli.db",
+    "app.cli.qualification",
+    "app.cli.reports",
+    "app.cli.sms",
+    "app.cli.status",
+    "app.cli.dlq",
+    "app.cli.gdpr",
+    "app.cli.retention",
+    "app.cli.ops_db",
 )
 
 for _module in COMMAND_MODULES:
