@@ -158,3 +158,19 @@ def test_run_qualification_command_prints_the_summary(session: Session) -> None:
     assert result.exit_code == 0, result.output
     (summary,) = json.loads(result.output.splitlines()[-1])
     assert (summary["written"], summary["qualified"], summary["rows"]) == (1, 1, 1)
+
+
+def test_enqueue_qualification_sends_the_run_message(database_url: str) -> None:
+    import worker.tasks
+
+    broker = worker.tasks.broker  # DRAMATIQ_BROKER=stub in the tests
+    broker.flush_all()
+    result = runner.invoke(cli, ["enqueue", "qualification", "--month", OCT, "--no-notify"])
+    assert result.exit_code == 0, result.output
+    assert "enqueued qualification of 2026-10" in result.output
+    queue = broker.queues["qualification"]
+    import dramatiq
+
+    message = dramatiq.Message.decode(queue.get_nowait())
+    assert (message.actor_name, message.args) == ("qualification.run_month", ("2026-10",))
+    assert message.kwargs == {"recompute": False, "start_notifications": False}

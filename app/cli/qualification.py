@@ -98,7 +98,9 @@ def enqueue_qualification(
         ensure_closed(target, get_settings().tz)
     except QualificationError as exc:
         raise UserError(str(exc)) from None
-    from worker.actors.qualification import run_month  # lazily: app/ does not load dramatiq
+    # Lazily, and through the registry: it sets the configured broker before any actor.
+    import worker.tasks  # noqa: F401
+    from worker.actors.qualification import run_month
 
     message = run_month.send(str(target), recompute=recompute, start_notifications=notify)
     typer.echo(f"enqueued qualification of {target}: message {message.message_id}")
