@@ -8,11 +8,12 @@ count as one. The carrier counts segments over any second.
 ``SegmentRateLimiter`` is a Dramatiq ``RateLimiter`` (same backend, same
 ``acquire(raise_on_failure=False)`` contract, so waiting never raises, never burns a
 retry and never reaches Sentry) whose ``_acquire`` runs one Lua script: a sliding log
-of grants, weighted by segments, timed by Redis's own clock (workers' clocks may
-differ). Guarantee: the segments granted in any window of ``1 s + margin`` never exceed
-the limit. The margin absorbs the jitter between a grant and the carrier receiving the
-request, so the carrier sees at most the limit in any one-second window as long as that
-jitter stays under the margin (docs/sms.md).
+of grants, weighted by segments, plus a pacing clock (GCRA) that spreads grants evenly,
+timed by Redis's own clock (workers' clocks may differ). Guarantee: the segments
+granted in any window of ``1 s + margin`` never exceed the limit. The margin absorbs
+the jitter between a grant and the carrier receiving the request, so the carrier sees
+at most the limit in any one-second window as long as that jitter stays under the
+margin (docs/sms.md).
 """
 
 from __future__ import annotations
@@ -29,15 +30,25 @@ from app.sms.sending import LocalSegmentLimiter, SegmentLimiter
 
 KEY = "pn:ratelimit:sms-segments"
 
-# KEYS[1] the log (a sorted set: score = grant time in µs, member = "<uuid>:<weight>").
+# KEYS[1] the log (a sorted set: score = grant time in µs, member = "<uuid>:<weight>");
+# KEYS[2] the pacing clock (GCRA "theoretical arrival time", µs).
 # ARGV: limit, window (µs), weight, member id. Returns {1, 0} granted or {0, wait µs}.
 SLIDING_LOG = """
-local key = KEYS[1]
+local key, tat_key = KEYS[1], KEYS[2]
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local weight = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = window / limit
+-- Pacing: grants are spread at limit/window instead of a burst at each window start,
+-- so requests do not queue at the carrier (queueing is jitter the margin must absorb).
+-- A tolerance of a few segments lets a late-waking worker catch up.
+local tat = tonumber(redis.call('GET', tat_key) or '0')
+local tolerance = interval * math.min(limit, 4)
+if tat - now > tolerance then
+    return {0, math.ceil(tat - now - tolerance) + 1}
+end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
 local used = 0
@@ -47,8 +58,11 @@ end
 if used + weight <= limit then
     redis.call('ZADD', key, now, ARGV[4] .. ':' .. weight)
     redis.call('PEXPIRE', key, math.ceil(window / 1000) + 1000)
+    redis.call('SET', tat_key, string.format('%d', math.max(tat, now) + weight * interval),
+               'PX', math.ceil(window / 1000) + 1000)
     return {1, 0}
 end
+-- The strict bound: never more than the limit in any window.
 local need = used + weight - limit
 local freed = 0
 for i = 1, #entries, 2 do
@@ -74,7 +88,8 @@ class SegmentRateLimiter(RateLimiter):
     def _acquire(self) -> bool:
         weight = getattr(self._local, "weight", 1)
         granted, wait_us = self._script(
-            keys=[self.key], args=[self.limit, self.window_us, weight, uuid.uuid4().hex]
+            keys=[self.key, self.key + ":tat"],
+            args=[self.limit, self.window_us, weight, uuid.uuid4().hex],
         )
         self._local.wait = int(wait_us) / 1_000_000
         return bool(granted)

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -283,6 +283,18 @@ class CarrierClient:
             kwargs["validity_period"] = validity_period
         return _from_instance(self._call("create", self.client.messages.create, **kwargs))
 
+    def warm_up(self) -> None:
+        """Load the SDK's lazily imported modules and open a pooled connection.
+
+        Called before the first rate-limited create: otherwise that create carries an
+        import and a TCP/TLS handshake (tens of ms) between the limiter's grant and the
+        carrier's clock, more than the limiter's margin (docs/sms.md, rate limit).
+        """
+        try:
+            next(self.list_messages(to=self.sender or "", page_size=1, limit=1), None)
+        except CarrierError:
+            pass  # the first real call will report the problem
+
     def fetch(self, sid: str) -> CarrierMessage:
         return _from_instance(self._call("fetch", self.client.messages(sid).fetch))
 
@@ -314,6 +326,22 @@ class CarrierClient:
                 yielded += 1
                 if limit is not None and yielded >= limit:
                     return
+            page = self._call("list", page.next_page)
+
+    def list_pages_sent_on(
+        self, day: date, *, page_size: int = 1000
+    ) -> Iterator[list[CarrierMessage]]:
+        """The messages whose DateSent is ``day`` (UTC), one list per carrier page.
+
+        Page by page (delivery tracking): each page is one carrier call, so the caller can
+        count calls, pace them with a rate limiter and commit what a page settled before
+        asking for the next one. The filter is sent as Twilio documents it, YYYY-MM-DD.
+        """
+        page = self._call(
+            "list", self.client.messages.page, date_sent=day.isoformat(), page_size=page_size
+        )
+        while page is not None:
+            yield [_from_instance(instance) for instance in page]
             page = self._call("list", page.next_page)
 
     def find_sent(self, to: str, body: str, since: datetime) -> CarrierMessage | None:

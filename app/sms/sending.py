@@ -229,6 +229,7 @@ class Sender:
         self.limiter = limiter
         self.window = window or SendWindow.from_settings(self.settings)
         self.clock = clock
+        self._warm = False
 
     def send_batch(self, batch_id: uuid.UUID) -> BatchOutcome:
         """Send what is Queued in the batch, chunk by chunk, until done or deferred."""
@@ -249,6 +250,9 @@ class Sender:
             if not claimed:
                 return outcome
             fault_point("after_claim")
+            if not self._warm and self.limiter is not None:
+                self.carrier.warm_up()
+                self._warm = True
             results, chunk = self._send_chunk(claimed, deadline)
             with session_scope() as session:
                 chunk.conflicts = record(session, results)
