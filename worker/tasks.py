@@ -10,6 +10,7 @@ from worker import broker as _broker  # noqa: F401  (sets the global broker firs
 broker = _broker.broker
 
 # Actor modules (each registers its actors on the broker when imported).
+from worker.actors import balances as _balances  # noqa: E402,F401
 from worker.actors import maintenance as _maintenance  # noqa: E402,F401
 from worker.actors import notifications as _notifications  # noqa: E402,F401
 from worker.actors import qualification as _qualification  # noqa: E402,F401

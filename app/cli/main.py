@@ -11,6 +11,8 @@ from app.cli.groups import cli
 # Each module registers its commands on app.cli.groups when imported.
 COMMAND_MODULES = (
     "app.cli.db",
+    "app.cli.customers",
+    "app.cli.balances",
     "app.cli.qualification",
     "app.cli.reports",
     "app.cli.sms",

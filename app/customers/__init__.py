@@ -1,0 +1,1 @@
+"""Customer import (CSV, bulk upsert by account number)."""
