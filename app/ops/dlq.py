@@ -43,7 +43,7 @@ class DeadLetter:
     retries: int
     died_at: datetime | None
     enqueued_at: datetime | None
-    error: str | None  # last line of the traceback Dramatiq stored, if any
+    error: str | None  # last line of the last traceback Dramatiq stored, if any
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -84,7 +84,9 @@ def check_queues(queues: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _error_of(options: dict[str, Any]) -> str | None:
-    # Retries stores the traceback in options["traceback"] when the last try failed.
+    # Retries stores the traceback in options["traceback"] when it schedules a retry; the
+    # dead letter keeps the body of its last enqueue, so this is the previous attempt's
+    # error (the final attempt's is in the worker log). None if it never retried.
     tb = options.get("traceback")
     if not tb:
         return None
