@@ -18,7 +18,9 @@ state: dict[str, Any] = {"fail": True, "done": []}
 
 @pytest.fixture
 def broker(redis_client: Any) -> Iterator[tuple[RedisBroker, Any]]:
-    b = RedisBroker(client=redis_client, middleware=[Retries(max_retries=1, min_backoff=10, max_backoff=20)])
+    b = RedisBroker(
+        client=redis_client, middleware=[Retries(max_retries=1, min_backoff=10, max_backoff=20)]
+    )
     b.declare_queue("maintenance")
 
     @dramatiq.actor(broker=b, queue_name="maintenance", actor_name="test.flaky")

