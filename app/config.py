@@ -168,6 +168,33 @@ class Settings(BaseSettings):
     sms_status_callback_url: str | None = None
     sms_validity_period_seconds: int | None = Field(default=None, ge=1, le=36000)
 
+    # --- delivery tracking (issue 6: app/delivery) ------------------------------------
+    delivery_poll_cron: str = Field(
+        default="*/3 * * * *", description="periodiq cron of the delivery-poll kick."
+    )
+    delivery_backoff_minutes: str = Field(
+        default="1,2,5,10,30,60",
+        pattern=r"^\d+(,\d+)*$",
+        description="Minutes before poll N+1 of a message (by its attempts so far); "
+        "the last value repeats.",
+    )
+    delivery_deadline_hours: float = Field(
+        default=72.0, gt=0, description="Not final after this long: final 'Unknown' status."
+    )
+    delivery_lookback_days: int = Field(
+        default=14, ge=1, description="Submitted messages older than this are not polled."
+    )
+    delivery_page_size: int = Field(
+        default=1000, ge=1, le=1000, description="Messages per carrier list page (max 1000)."
+    )
+    delivery_carrier_rps: float = Field(
+        default=25.0, ge=0, description="Carrier read calls (list pages + fetches) per second "
+        "across all workers; 0 = no limit. Separate from SMS_MPS (sends)."
+    )
+    delivery_fetch_cap: int = Field(
+        default=2000, ge=0, description="Per-message fetches per day batch and poll round."
+    )
+
     # --- observability --------------------------------------------------------------
     sentry_dsn: SecretStr | None = None
     environment: str = "development"

@@ -11,6 +11,7 @@ broker = _broker.broker
 
 # Actor modules (each registers its actors on the broker when imported).
 from worker.actors import balances as _balances  # noqa: E402,F401
+from worker.actors import delivery as _delivery  # noqa: E402,F401
 from worker.actors import maintenance as _maintenance  # noqa: E402,F401
 from worker.actors import notifications as _notifications  # noqa: E402,F401
 from worker.actors import qualification as _qualification  # noqa: E402,F401

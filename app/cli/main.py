@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "app.cli.gdpr",
     "app.cli.retention",
     "app.cli.ops_db",
+    "app.cli.delivery",
 )
 
 for _module in COMMAND_MODULES:

@@ -83,6 +83,11 @@ NOTIFICATIONS_PENDING = Gauge(
     ["state", "age"],
     multiprocess_mode="mostrecent",
 )
+DELIVERY_CARRIER_CALLS = Counter(
+    "pn_delivery_carrier_calls_total",
+    "Carrier calls made by delivery polling, by operation (list page, fetch).",
+    ["operation"],
+)
 
 # --- reliability ---------------------------------------------------------------------
 RECONCILER_ACTIONS = Counter(

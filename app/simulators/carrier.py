@@ -83,6 +83,8 @@ class SimConfig:
     accept_timeout_rate: float = 0.0  # probability a create is stored, then answered late
     accept_timeout_delay: float = 30.0
     outage: bool = False  # every API call answers 503
+    # Delivery tracking: after this many more list pages, the outage starts (mid-list).
+    outage_after_list_pages: int | None = None
     seed: int | None = None
 
     def update(self, values: dict[str, Any]) -> None:
@@ -106,9 +108,15 @@ class SimMessage:
     delivered_after: float
     status_callback: str | None = None
     validity_period: int | None = None
+    # A status set by a test (/_sim/force): failed, canceled, read, an unknown word, or a
+    # late report contradicting an earlier final one. Wins over the timed progression.
+    forced: tuple[str, int | None] | None = None
 
     def state(self, now: float) -> tuple[str, float | None, int | None]:
         """(status, date_sent as epoch or None, error_code) at time ``now``."""
+        if self.forced is not None:
+            status, code = self.forced
+            return status, (None if status == "queued" else self.created + self.sent_after), code
         age = now - self.created
         if age < self.sent_after:
             return "queued", None, None
@@ -155,6 +163,11 @@ class CarrierState:
             self.messages[message.sid] = message
             self.by_to.setdefault(message.to, []).append(message.sid)
             self.accepted.append((message.created, message.sid, message.num_segments))
+
+    def force(self, sid: str, status: str, error_code: int | None = None) -> None:
+        """Make message ``sid`` report ``status`` (and ``error_code``) from now on."""
+        with self.lock:
+            self.messages[sid].forced = (status, error_code)
 
     def per_recipient(self) -> dict[str, int]:
         with self.lock:
@@ -243,6 +256,7 @@ class CarrierSimulator:
         app.router.add_get("/_sim/stats", self.sim_stats)
         app.router.add_post("/_sim/config", self.sim_config)
         app.router.add_post("/_sim/reset", self.sim_reset)
+        app.router.add_post("/_sim/force", self.sim_force)
         return app
 
     def _authorized(self, request: web.Request) -> bool:
@@ -327,6 +341,12 @@ class CarrierSimulator:
         return web.json_response(self.state.view(message, time.time()))
 
     async def list(self, request: web.Request) -> web.Response:
+        cfg = self.state.config
+        if cfg.outage_after_list_pages is not None:
+            if cfg.outage_after_list_pages <= 0:
+                cfg.outage, cfg.outage_after_list_pages = True, None
+            else:
+                cfg.outage_after_list_pages -= 1
         refused = self._guard(request)
         if refused is not None:
             return refused
@@ -397,6 +417,15 @@ class CarrierSimulator:
         except (KeyError, ValueError) as exc:
             return web.json_response({"error": f"unknown or bad setting: {exc}"}, status=400)
         return web.json_response(asdict(self.state.config))
+
+    async def sim_force(self, request: web.Request) -> web.Response:
+        """{"sid": ..., "status": ..., "error_code": null}: see ``CarrierState.force``."""
+        body = await request.json()
+        try:
+            self.state.force(str(body["sid"]), str(body["status"]), body.get("error_code"))
+        except KeyError as exc:
+            return web.json_response({"error": f"unknown message or field: {exc}"}, status=404)
+        return web.json_response({"ok": True})
 
     async def sim_reset(self, request: web.Request) -> web.Response:
         self.state.reset()

@@ -1,0 +1,1 @@
+"""Delivery tracking: polling the carrier until every submitted SMS has a final status."""
