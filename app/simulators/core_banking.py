@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import random
 import threading
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -79,6 +80,7 @@ class CoreBankingSimulator:
     def __init__(self, config: CoreBankingConfig | None = None) -> None:
         self.config = config or CoreBankingConfig()
         self.stats: Counter[str] = Counter()
+        self.answered_at: list[float] = []  # wall-clock time of every 200 (rate checks)
         self._dice = random.Random(self.config.seed)
 
     def app(self) -> web.Application:
@@ -147,6 +149,7 @@ class CoreBankingSimulator:
                 }
             )
         self.stats["200"] += 1
+        self.answered_at.append(time.time())
         self.stats["accounts"] += len(accounts)
         return web.json_response({"as_of_date": day.isoformat(), "results": results})
 
@@ -165,6 +168,7 @@ class CoreBankingSimulator:
 
     async def reset(self, request: web.Request) -> web.Response:
         self.stats.clear()
+        self.answered_at.clear()
         return web.json_response({"ok": True})
 
 
