@@ -1,5 +1,6 @@
-"""Arrange helpers of the delivery-tracking tests: real messages on the carrier simulator,
-matching Submitted notifications in the database, and a poller with a movable clock."""
+"""Helpers of the delivery-tracking tests: real
+messages on the carrier simulator, matching Submitted notifications in the database,
+and a poller with a movable clock."""
 
 from __future__ import annotations
 

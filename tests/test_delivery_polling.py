@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.config import get_settings
 from app.delivery.polling import Mode
 from app.models import JobRun
-from app.simulators.carrier import SimConfig, SimulatorThread
+from app.simulators.carrier import SimulatorThread
 from tests.delivery_helpers import Clock, events, history, poller, submitted
-from tests.sms_helpers import ACCOUNT, SENDER, TOKEN
 
-
-@pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatorThread]:
-    """Messages are 'sent' at once and stay so until a test forces another status."""
-    simulator = SimulatorThread(
-        SimConfig(account_sid=ACCOUNT, auth_token=TOKEN, sent_after=0.0, delivered_after=3600.0)
-    ).start()
-    for key, value in {
-        "TWILIO_ACCOUNT_SID": ACCOUNT,
-        "TWILIO_AUTH_TOKEN": TOKEN,
-        "TWILIO_FROM": SENDER,
-        "TWILIO_BASE_URL": simulator.base_url,
-        "TWILIO_TIMEOUT_SECONDS": "2",
-        "DELIVERY_BACKOFF_MINUTES": "1,2,5",
-        "DELIVERY_PAGE_SIZE": "2",
-        "DELIVERY_CARRIER_RPS": "0",
-    }.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    yield simulator
-    simulator.stop()
-    get_settings.cache_clear()
+pytest_plugins = ["tests.delivery_fixtures"]
 
 
 def test_status_progression_builds_history_and_stops_at_final(

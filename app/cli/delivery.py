@@ -61,6 +61,9 @@ def run_delivery_poll(
     lookback_days: int | None = typer.Option(
         None, "--lookback-days", min=1, help="Look further back than DELIVERY_LOOKBACK_DAYS."
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Check every open message now, ignoring the backoff."
+    ),
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """Poll the carrier once, in this process, for every day with messages due."""
@@ -76,7 +79,7 @@ def run_delivery_poll(
     results: list[PollStats] = []
     with progress_bar("polling delivery", len(days)) as advance:
         for each in days:
-            results.append(poller.poll_day(each, mode, triggered_by="cli"))
+            results.append(poller.poll_day(each, mode, triggered_by="cli", force=force))
             advance(1)
     rows = [r.as_dict() for r in results]
     if not rows:

@@ -125,9 +125,17 @@ class DeliveryPoller:
 
     # --- one day -------------------------------------------------------------------
     def poll_day(
-        self, day: date, mode: Mode = Mode.AUTO, *, triggered_by: str = "worker"
+        self,
+        day: date,
+        mode: Mode = Mode.AUTO,
+        *,
+        triggered_by: str = "worker",
+        force: bool = False,
     ) -> PollStats:
-        """Poll the day's open messages once; returns what happened (also in job_runs)."""
+        """Poll the day's open messages once; returns what happened (also in job_runs).
+
+        ``force`` (operators): every open message is due now, whatever the backoff says.
+        """
         stats = PollStats(day=day.isoformat())
         with session_scope() as session:
             tracked = repo.load_day(session, day)
@@ -138,7 +146,11 @@ class DeliveryPoller:
         now = self.clock()
         by_sid = {t.sid: t for t in tracked}
         open_sids = {t.sid for t in tracked if not t.final}
-        due = [t for t in tracked if t.is_due(now, self.backoff, self.deadline)]
+        due = [
+            t
+            for t in tracked
+            if not t.final and (force or t.is_due(now, self.backoff, self.deadline))
+        ]
         stats.due = len(due)
         page_size = self.settings.delivery_page_size
         if mode is Mode.AUTO:
