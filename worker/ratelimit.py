@@ -58,7 +58,10 @@ end
 if used + weight <= limit then
     redis.call('ZADD', key, now, ARGV[4] .. ':' .. weight)
     redis.call('PEXPIRE', key, math.ceil(window / 1000) + 1000)
-    redis.call('SET', tat_key, string.format('%d', math.max(tat, now) + weight * interval),
+    -- A worker that woke late may use a little of the time it lost (a credit of a few
+    -- intervals) instead of losing it: the log above still caps every window.
+    local base = math.max(tat, now - 4 * tolerance)
+    redis.call('SET', tat_key, string.format('%d', base + weight * interval),
                'PX', math.ceil(window / 1000) + 1000)
     return {1, 0}
 end

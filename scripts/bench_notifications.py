@@ -1,0 +1,264 @@
+"""Benchmark of SMS sending: ./scripts/bench notifications [--n N] [--threads T] [--mps M]
+
+On a dedicated database (created here, dropped afterwards) with N qualified customers,
+against the carrier simulator in its own process, in the same run:
+
+  reference  the raw twilio SDK alone: T threads calling messages.create on the simulator;
+  (a)        the whole pipeline with no rate limit: prepare the month's outbox + send it
+             with T threads of Sender (claim, carrier call, record), N notifications;
+             target >= 0.8 of the reference's rate;
+  (b)        with SMS_MPS = M (segments/s): the achieved rate at the carrier and the most
+             segments the carrier accepted in any one-second window (from its own accept
+             times); target >= 0.95 of M and never above it.
+
+The limiter of (b) is the Redis one when REDIS_URL is set, else the in-process one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg2  # noqa: E402
+import requests  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from app.db import session as db_session  # noqa: E402
+
+DB = "pn_bench_notifications"
+ACCOUNT, TOKEN, SENDER = "AC" + "0" * 32, "bench-token", "+15005550006"
+MONTH_A, MONTH_B = date(2026, 10, 1), date(2026, 9, 1)
+
+
+def admin(url: str) -> psycopg2.extensions.connection:
+    conn = psycopg2.connect(
+        make_url(url)
+        .set(drivername="postgresql", database="postgres")
+        .render_as_string(hide_password=False)
+    )
+    conn.autocommit = True
+    return conn
+
+
+def load(conn: psycopg2.extensions.connection, n: int, month: date, offset: int) -> None:
+    """n customers, each qualified for ``month`` (set-based; phone verdicts stored)."""
+    cur = conn.cursor()
+    cur.execute(
+        """
+        INSERT INTO customers (account_number, first_name, last_name, phone_number,
+                               is_active, phone_status, phone_is_valid_mobile)
+        SELECT 'N' || lpad(g::text, 9, '0'), 'Dana', 'Levi',
+               '+97252' || lpad(g::text, 7, '0'), true, 'MOBILE', true
+        FROM generate_series(%(lo)s, %(hi)s) g
+        """,
+        {"lo": offset + 1, "hi": offset + n},
+    )
+    cur.execute(
+        """
+        INSERT INTO monthly_qualifications (customer_id, qualification_month, qualified,
+            qualifying_days, total_days_in_month, phone_number_validated, calculated_at)
+        SELECT id, %(m)s, true, 30, 30, true, LOCALTIMESTAMP FROM customers
+        WHERE account_number BETWEEN %(a)s AND %(b)s
+        """,
+        {"m": month, "a": f"N{offset + 1:09d}", "b": f"N{offset + n:09d}"},
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_simulator(port: int) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "app.cli.main", "simulate", "carrier", "--port", str(port),
+           "--account-sid", ACCOUNT, "--auth-token", TOKEN,
+           "--sent-after", "0", "--delivered-after", "0"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1])
+    for _ in range(100):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/_sim/stats", timeout=1)
+            return proc
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError("simulator did not start")
+
+
+def raw_sdk_rate(base: str, n: int, threads: int) -> float:
+    from app.sms.carrier import CarrierClient
+
+    counter = iter(range(n))
+    lock = threading.Lock()
+
+    def work() -> None:
+        client = CarrierClient(ACCOUNT, TOKEN, sender=SENDER, base_url=base, timeout=10)
+        client.warm_up()
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            client.send(f"+97253{i:07d}", "Dear Dana Levi, thank you for being a Premium customer.")
+
+    t = time.perf_counter()
+    run_threads(work, threads)
+    return n / (time.perf_counter() - t)
+
+
+def run_threads(fn: object, threads: int) -> None:
+    pool = [threading.Thread(target=fn) for _ in range(threads)]  # type: ignore[arg-type]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+
+
+def send_month(base: str, month: date, threads: int, limiter: object) -> tuple[float, float, int]:
+    """(prepare seconds, send seconds, submitted) for one month through Sender threads."""
+    from app.db.session import session_scope
+    from app.sms.carrier import CarrierClient
+    from app.sms.outbox import prepare_month
+    from app.sms.sending import Sender
+
+    t = time.perf_counter()
+    with session_scope() as s:
+        batches = prepare_month(s, month, triggered_by="bench").batches
+    prepared = time.perf_counter() - t
+    work: queue.Queue[object] = queue.Queue()
+    for b in batches:
+        work.put(b)
+    submitted = [0]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        client = CarrierClient(ACCOUNT, TOKEN, sender=SENDER, base_url=base, timeout=10)
+        client.warm_up()
+        sender = Sender(client, limiter)  # type: ignore[arg-type]
+        while True:
+            try:
+                batch = work.get_nowait()
+            except queue.Empty:
+                return
+            outcome = sender.send_batch(batch)  # type: ignore[arg-type]
+            with lock:
+                submitted[0] += outcome.submitted
+            if outcome.defer_seconds is not None:
+                work.put(batch)
+
+    t = time.perf_counter()
+    run_threads(worker, threads)
+    return prepared, time.perf_counter() - t, submitted[0]
+
+
+def max_in_any_second(accepts: list[tuple[float, int]]) -> int:
+    accepts = sorted(accepts)
+    best, j, total = 0, 0, 0
+    for i in range(len(accepts)):
+        while j < len(accepts) and accepts[j][0] < accepts[i][0] + 1.0:
+            total += accepts[j][1]
+            j += 1
+        best = max(best, total)
+        total -= accepts[i][1]
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--n", type=int, default=100_000, help="notifications in (a)")
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--mps", type=int, default=200, help="segments/s in (b)")
+    parser.add_argument("--limited-seconds", type=float, default=20.0, help="length of (b)")
+    parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    args = parser.parse_args()
+    limited_n = int(args.mps * args.limited_seconds)
+
+    from app.config import get_settings
+
+    server = db_session.resolve_database_url()
+    url = make_url(server).set(database=DB).render_as_string(hide_password=False)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    os.environ.update({
+        "DATABASE_URL": url, "SMS_SEND_WINDOW": "mon-sun 00:00-24:00", "SMS_MPS": "0",
+        "SMS_TEMPLATE_LANGUAGE": "en", "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_FROM": SENDER, "TWILIO_BASE_URL": base,
+        "DB_POOL_SIZE": str(args.threads + 2),
+    })  # fmt: skip
+    get_settings.cache_clear()
+    print(f"notifications benchmark: (a) {args.n:,} notifications, {args.threads} threads; "
+          f"(b) {limited_n:,} at {args.mps} segments/s")  # fmt: skip
+
+    conn = admin(server)
+    conn.cursor().execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+    conn.cursor().execute(f'CREATE DATABASE "{DB}"')
+    sim = start_simulator(port)
+    try:
+        from tests.conftest import migrate
+
+        migrate(url)
+        bench = psycopg2.connect(
+            make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        bench.autocommit = True
+        load(bench, args.n, MONTH_A, 0)
+        load(bench, limited_n, MONTH_B, args.n)
+        engine = db_session.build_engine(url)
+        db_session.set_engine(engine)
+
+        print("  reference: raw SDK ...", flush=True)
+        raw = raw_sdk_rate(base, args.n, args.threads)
+        requests.post(f"{base}/_sim/reset", timeout=5)
+
+        print("  (a) prepare + send, no rate limit ...", flush=True)
+        prep, send, submitted = send_month(base, MONTH_A, args.threads, None)
+        e2e = submitted / (prep + send)
+        requests.post(f"{base}/_sim/reset", timeout=5)
+
+        print(f"  (b) send at {args.mps} segments/s ...", flush=True)
+        os.environ["SMS_MPS"] = str(args.mps)
+        get_settings.cache_clear()
+        from worker.ratelimit import segment_limiter
+
+        limiter = segment_limiter(client=None)
+        _, send_b, sent_b = send_month(base, MONTH_B, args.threads, limiter)
+        rows = requests.get(f"{base}/_sim/messages", timeout=60).json()
+        accepts = [(r["accepted_at"], r["num_segments"]) for r in rows]
+        segments = sum(s for _, s in accepts)
+        span = max(t for t, _ in accepts) - min(t for t, _ in accepts)
+        achieved = segments / span if span else float("nan")
+        peak = max_in_any_second(accepts)
+
+        print()
+        print(f"results (threads {args.threads}, limiter {type(limiter).__name__}):")
+        print(f"  reference  raw SDK creates                    {raw:8.0f} msg/s")
+        print(f"  (a) prepare {prep:6.1f} s + send {send:6.1f} s = {e2e:8.0f} msg/s end to end"
+              f"   {e2e / raw:5.2f}x raw [target >= 0.8]")  # fmt: skip
+        print(f"      send phase alone                          {submitted / send:8.0f} msg/s"
+              f"   {submitted / send / raw:5.2f}x raw")  # fmt: skip
+        print(f"  (b) {sent_b:,} messages, {segments:,} segments: achieved {achieved:7.1f} seg/s"
+              f"   {achieved / args.mps:5.3f}x limit [target >= 0.95]")  # fmt: skip
+        print(f"      most segments in any one-second window    {peak:8d}"
+              f"   limit {args.mps} [never above]")  # fmt: skip
+        db_session.set_engine(None)
+        engine.dispose()
+        bench.close()
+    finally:
+        sim.terminate()
+        sim.wait(10)
+        if not args.keep:
+            conn.cursor().execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+        conn.close()
+
+
+if __name__ == "__main__":
+    main()
