@@ -61,7 +61,10 @@ def run_retention(
 @enqueue_app.command("retention")
 def enqueue_retention() -> None:
     """Send a retention run to the workers (queue 'maintenance')."""
-    from worker.actors.maintenance import retention_run  # lazily: app/ does not load dramatiq
+    # Lazily (app/ does not load dramatiq); the broker module first: it sets the broker
+    # (with the periodiq middleware) that the actor module registers on.
+    import worker.broker  # noqa: F401
+    from worker.actors.maintenance import retention_run
 
     message = retention_run.send(_operator())
     typer.echo(f"enqueued retention: message {message.message_id}")
