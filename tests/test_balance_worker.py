@@ -97,9 +97,10 @@ def test_two_worker_processes_with_redis_share_the_rate_limit(
     assert set(checks_by_account(session)) == {c.account_number for c in customers}
     assert count(session, "SELECT count(*) FROM daily_balance_checks") == 48
     assert count(session, "SELECT count(*) FROM job_runs WHERE status = 'Finished'") == 1
-    per_second = Counter(int(t) for t in core_banking.simulator.answered_at)
-    assert sum(per_second.values()) >= 16  # shards split batches unevenly: a few more
-    # Dramatiq's window limiter counts per wall-clock second across both processes;
-    # one request may land in the next second on the server side (network jitter).
+    answered = sorted(core_banking.simulator.answered_at)
+    assert len(answered) >= 16  # shards split batches unevenly: a few more
+    # Dramatiq's window limiter counts per wall-clock second across both processes; the
+    # server sees a request a little after its grant, so allow one of jitter per window.
+    per_second = Counter(int(t) for t in answered)
     assert max(per_second.values()) <= rps + 1
-    assert max(per_second) - min(per_second) >= 16 // rps - 2  # it really was paced
+    assert answered[-1] - answered[0] >= len(answered) / rps - 2  # it really was paced
