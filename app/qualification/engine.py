@@ -79,6 +79,11 @@ _INSERT = text(
         SELECT d.customer_id, CAST(:first AS date), {_DECISION},
                LOCALTIMESTAMP, CAST(:correlation_id AS uuid)
         FROM days d JOIN customers c ON c.id = d.customer_id
+        -- One anti-join instead of a conflict probe per existing row makes re-runs
+        -- cheap; ON CONFLICT still settles a race with a concurrent writer.
+        WHERE NOT EXISTS (
+            SELECT 1 FROM monthly_qualifications mq
+            WHERE mq.customer_id = d.customer_id AND mq.qualification_month = :first)
         ON CONFLICT (customer_id, qualification_month) DO NOTHING
         RETURNING qualified, disqualification_reason
     )
