@@ -71,7 +71,7 @@ SENSITIVE_KEYS = frozenset(
 _PHONE_RE = re.compile(
     r"(?<![\w+\-.:/])"
     r"(?:\+\d(?:[ \-]?\d){7,14}|(?:00|972|0)[2-9]\d?-?\d{3}-?\d{4})"
-    r"(?![\w\-.:/])"
+    r"(?![\w\-:/]|\.\d)"
 )
 _EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
 _DECIMAL_RE = re.compile(r"Decimal\('[^']*'\)")

@@ -12,10 +12,17 @@ breadcrumbs, extras, tags, request data).
 from __future__ import annotations
 
 import logging
+import re
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from app.observability.scrub import FILTERED, mask_text, scrub_actor_argument, scrub_data
+from app.observability.scrub import (
+    FILTERED,
+    is_sensitive_key,
+    mask_text,
+    scrub_actor_argument,
+    scrub_data,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +37,14 @@ def release() -> str:
 
 
 def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``before_send``: the event with personal data removed (never drops the event)."""
+    """``before_send``: the event with personal data removed (never drops the event).
+
+    Names cannot be recognised in free text, so values the event itself marks as
+    personal (frame variables and extras under sensitive keys, filtered actor arguments)
+    are collected first and then redacted wherever else they appear (exception message,
+    breadcrumbs, log messages).
+    """
+    known = _sensitive_values(event)
     for section in _DATA_SECTIONS:
         if section in event:
             event[section] = scrub_data(event[section])
@@ -67,7 +81,58 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
             span["description"] = mask_text(span["description"])
         if "data" in span:
             span["data"] = scrub_data(span["data"])
-    return event
+    return _redact_everywhere(event, known) if known else event
+
+
+_DECIMAL_INNER = re.compile(r"Decimal\('([^']*)'\)")
+
+
+def _sensitive_values(event: dict[str, Any]) -> list[str]:
+    found: set[str] = set()
+
+    def add(value: Any, key: str) -> None:
+        text = str(value).strip("'\"")
+        if len(text) < 3 or text in (FILTERED, "None"):
+            return
+        found.add(text)
+        found.update(_DECIMAL_INNER.findall(text))
+        if "name" in key.lower():  # "Dana Levi" also appears as "Dana"
+            found.update(w for w in text.split() if len(w) >= 3)
+
+    def walk(obj: Any, key: str | None) -> None:
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                walk(v, k if is_sensitive_key(k) else key)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v, key)
+        elif key is not None and isinstance(obj, str | int | float):
+            add(obj, key)
+
+    walk(event.get("extra"), None)
+    for container in ("exception", "threads"):
+        for item in (event.get(container) or {}).get("values") or []:
+            for frame in (item.get("stacktrace") or {}).get("frames") or []:
+                walk(frame.get("vars"), None)
+    data = ((event.get("contexts") or {}).get("dramatiq") or {}).get("data")
+    if isinstance(data, dict):
+        args = list(data.get("args") or []) + list((data.get("kwargs") or {}).values())
+        for arg in args:
+            if scrub_actor_argument(arg) == FILTERED:
+                add(arg, "argument")
+    return sorted(found, key=len, reverse=True)
+
+
+def _redact_everywhere(value: Any, known: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact_everywhere(v, known) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_everywhere(v, known) for v in value]
+    if isinstance(value, str):
+        for secret in known:
+            if secret in value:
+                value = value.replace(secret, FILTERED)
+    return value
 
 
 def scrub_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -127,7 +192,8 @@ def init_sentry(*, transport: Any = None, dsn: str | None = None) -> bool:
         "release": settings.sentry_release or release(),
         "send_default_pii": False,
         "traces_sample_rate": settings.sentry_traces_sample_rate,
-        "max_request_body_size": "never",
+        # The message (actor arguments) is attached, then scrubbed: ids stay useful.
+        "max_request_body_size": "medium",
         "before_send": scrub_event,
         "before_send_transaction": scrub_event,
         "before_breadcrumb": scrub_breadcrumb,
