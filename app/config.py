@@ -258,11 +258,6 @@ class Settings(BaseSettings):
     ops_stuck_sending_minutes: int = Field(
         default=15, ge=1, description="status: Sending rows claimed longer ago are stuck."
     )
-    ops_delivery_deadline_hours: int = Field(
-        default=72,
-        ge=1,
-        description="status: submitted messages without a final delivery status after this.",
-    )
     db_role_prefix: str = Field(
         default="pn",
         pattern=r"^[a-z][a-z0-9_]{0,40}$",

@@ -7,6 +7,7 @@ import logging
 
 from app.cli.common import UserError, fail
 from app.cli.groups import cli
+from app.observability.logging import configure_logging
 
 # Each module registers its commands on app.cli.groups when imported.
 COMMAND_MODULES = (
@@ -29,9 +30,8 @@ for _module in COMMAND_MODULES:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    # Operators read text; it is masked like the workers' JSON (no phone numbers, secrets).
+    configure_logging(logging.WARNING, json_format=False)
     try:
         cli()
     except UserError as exc:

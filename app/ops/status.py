@@ -71,7 +71,7 @@ class StuckThresholds:
         return cls(
             queued=timedelta(minutes=s.ops_stuck_queued_minutes),
             sending=timedelta(minutes=s.ops_stuck_sending_minutes),
-            delivery=timedelta(hours=s.ops_delivery_deadline_hours),
+            delivery=timedelta(hours=s.delivery_deadline_hours),
         )
 
 
