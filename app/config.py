@@ -68,22 +68,38 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / ".data" / "pgdata",
         description="Data folder of the embedded PostgreSQL used when DATABASE_URL is unset.",
     )
-    db_pool_size: int = Field(default=5, ge=1)
-    db_max_overflow: int = Field(default=5, ge=0)
+    db_pool_size: int = Field(default=5, ge=1, description="Connections kept per process.")
+    db_max_overflow: int = Field(
+        default=5, ge=0, description="Extra connections a process may open at peak."
+    )
 
     # --- carrier (Twilio) -------------------------------------------------------------
-    twilio_account_sid: SecretStr | None = None
-    twilio_auth_token: SecretStr | None = None
+    twilio_account_sid: SecretStr | None = Field(
+        default=None, description="Carrier account (secret; *_FILE accepted)."
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, description="Carrier token (secret; *_FILE accepted)."
+    )
     twilio_from: str | None = Field(default=None, description="Sender number or alphanumeric id.")
-    twilio_messaging_service_sid: str | None = None
+    twilio_messaging_service_sid: str | None = Field(
+        default=None, description="Sender pool; used instead of TWILIO_FROM when set."
+    )
     twilio_base_url: str | None = Field(
         default=None, description="Twilio-compatible server to call instead of api.twilio.com."
     )
-    twilio_timeout_seconds: float = Field(default=10.0, gt=0)
+    twilio_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="HTTP timeout of every carrier call (the SDK has none by default).",
+    )
 
     # --- core banking ---------------------------------------------------------------
-    core_banking_url: str | None = None
-    core_banking_api_token: SecretStr | None = None
+    core_banking_url: str | None = Field(
+        default=None, description="Base URL of the core-banking balance API (docs/balances.md)."
+    )
+    core_banking_api_token: SecretStr | None = Field(
+        default=None, description="Bearer token of the core-banking API (secret; *_FILE accepted)."
+    )
     core_banking_timeout_seconds: float = Field(default=10.0, gt=0, description="Per request.")
     core_banking_batch_size: int = Field(
         default=500, ge=1, le=5000, description="Accounts per POST /v1/balances:batch request."
@@ -125,9 +141,17 @@ class Settings(BaseSettings):
     )
 
     # --- business -----------------------------------------------------------------
-    bank_timezone: str = "Asia/Jerusalem"
-    qualification_threshold: Decimal = Field(default=Decimal("15000.00"), ge=0)
-    default_phone_region: str = "IL"
+    bank_timezone: str = Field(
+        default="Asia/Jerusalem", description="Business calendar, schedules and send window."
+    )
+    qualification_threshold: Decimal = Field(
+        default=Decimal("15000.00"),
+        ge=0,
+        description="NIS; balance >= threshold passes (two decimals at most).",
+    )
+    default_phone_region: str = Field(
+        default="IL", description="Region used to read national phone numbers (050-...)."
+    )
 
     # --- SMS (issue 5: app/sms) ----------------------------------------------------------
     sms_mps: float = Field(
@@ -147,12 +171,19 @@ class Settings(BaseSettings):
     sms_template_language: str = Field(default="he", description="Template used: he or en.")
     sms_template_he: str | None = Field(default=None, description="Overrides the Hebrew text.")
     sms_template_en: str | None = Field(default=None, description="Overrides the English text.")
-    sms_max_segments: int = Field(default=3, ge=1, le=10)
+    sms_max_segments: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="A rendered message longer than this is refused before sending.",
+    )
     sms_batch_size: int = Field(default=100, ge=1, description="Outbox rows per send batch.")
     sms_claim_chunk: int = Field(
         default=10, ge=1, description="Rows claimed (Queued -> Sending) per transaction."
     )
-    sms_max_transient_retries: int = Field(default=8, ge=0)
+    sms_max_transient_retries: int = Field(
+        default=8, ge=0, description="Transient carrier errors (429, 21611) tolerated per message."
+    )
     sms_batch_time_budget_seconds: float = Field(
         default=120.0, gt=0, description="A send batch re-enqueues itself after this long."
     )
@@ -165,8 +196,12 @@ class Settings(BaseSettings):
         description="Rows in Sending this long are resolved by asking the carrier; "
         "not found -> back to Queued. Keep it well above TWILIO_TIMEOUT_SECONDS.",
     )
-    sms_status_callback_url: str | None = None
-    sms_validity_period_seconds: int | None = Field(default=None, ge=1, le=36000)
+    sms_status_callback_url: str | None = Field(
+        default=None, description="StatusCallback passed to the carrier (optional)."
+    )
+    sms_validity_period_seconds: int | None = Field(
+        default=None, ge=1, le=36000, description="ValidityPeriod passed to the carrier (optional)."
+    )
 
     # --- delivery tracking (issue 6: app/delivery) ------------------------------------
     delivery_poll_cron: str = Field(
@@ -188,23 +223,36 @@ class Settings(BaseSettings):
         default=1000, ge=1, le=1000, description="Messages per carrier list page (max 1000)."
     )
     delivery_carrier_rps: float = Field(
-        default=25.0, ge=0, description="Carrier read calls (list pages + fetches) per second "
-        "across all workers; 0 = no limit. Separate from SMS_MPS (sends)."
+        default=25.0,
+        ge=0,
+        description="Carrier read calls (list pages + fetches) per second "
+        "across all workers; 0 = no limit. Separate from SMS_MPS (sends).",
     )
     delivery_fetch_cap: int = Field(
         default=2000, ge=0, description="Per-message fetches per day batch and poll round."
     )
 
     # --- observability --------------------------------------------------------------
-    sentry_dsn: SecretStr | None = None
-    environment: str = "development"
-    log_level: str = "INFO"
-    log_format: str = Field(default="json", pattern="^(json|text)$")
+    sentry_dsn: SecretStr | None = Field(
+        default=None,
+        description="Error reporting; unset disables Sentry (secret; *_FILE accepted).",
+    )
+    environment: str = Field(
+        default="development", description="Deployment name (Sentry environment)."
+    )
+    log_level: str = Field(default="INFO", description="Root log level.")
+    log_format: str = Field(
+        default="json", pattern="^(json|text)$", description="json (workers, scheduler) or text."
+    )
     sentry_release: str | None = Field(default=None, description="Defaults to the package version.")
-    sentry_traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
+    sentry_traces_sample_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Sentry performance tracing sample rate."
+    )
     metrics_host: str = Field(default="0.0.0.0", description="Bind address of /metrics.")
     metrics_port: int = Field(default=9191, ge=1, le=65535, description="Workers' /metrics port.")
-    scheduler_metrics_port: int = Field(default=9192, ge=1, le=65535)
+    scheduler_metrics_port: int = Field(
+        default=9192, ge=1, le=65535, description="The scheduler's /metrics port."
+    )
 
     # --- qualification (issue 4: app/qualification) ------------------------------------
     qualification_kick_time: str = Field(
