@@ -144,8 +144,6 @@ class DeliveryPoller:
             session.flush()
             run_id, correlation_id = run.id, run.correlation_id
         now = self.clock()
-        by_sid = {t.sid: t for t in tracked}
-        open_sids = {t.sid for t in tracked if not t.final}
         due = [
             t
             for t in tracked
@@ -158,15 +156,39 @@ class DeliveryPoller:
             pages = list_pages_needed(len(tracked), page_size)
             mode = Mode.BULK if len(due) > pages else Mode.FETCH
         stats.mode = str(mode)
-        settled: set[str] = set()
+        try:
+            self._poll(day, mode, tracked, due, stats, correlation_id)
+        except Exception as exc:
+            # Not a carrier error (database, bug): the run says so, the actor retries.
+            self._finish(run_id, stats, f"{type(exc).__name__}")
+            raise
+        self._finish(run_id, stats, stats.carrier_error)
+        for name, calls in (("list", stats.list_calls), ("fetch", stats.fetch_calls)):
+            if calls:
+                DELIVERY_CARRIER_CALLS.labels(name).inc(calls)
+        log.info("delivery poll %s: %s", day, {k: v for k, v in stats.as_dict().items() if v})
+        return stats
+
+    def _poll(
+        self,
+        day: date,
+        mode: Mode,
+        tracked: list[repo.Tracked],
+        due: list[repo.Tracked],
+        stats: PollStats,
+        correlation_id: uuid.UUID,
+    ) -> None:
+        by_sid = {t.sid: t for t in tracked}
+        open_sids = {t.sid for t in tracked if not t.final}
+        cap = self.settings.delivery_fetch_cap
         try:
             if due:
+                seen: set[str] = set()
                 if mode is Mode.BULK:
-                    settled = self._bulk(day, by_sid, open_sids, stats, correlation_id)
-                stragglers = [t for t in due if t.sid not in settled]
+                    seen = self._bulk(day, by_sid, open_sids, stats, correlation_id)
+                stragglers = [t for t in due if t.sid not in seen]
                 self._fetch(stragglers, stats, correlation_id)
-                settled.update(t.sid for t in stragglers[: self.settings.delivery_fetch_cap])
-                stats.stragglers_left = max(0, len(stragglers) - self.settings.delivery_fetch_cap)
+                stats.stragglers_left = max(0, len(stragglers) - cap)
         except CarrierError as exc:
             # Everything settled so far is committed; the next round resumes from there.
             stats.carrier_error = f"{type(exc).__name__}: {exc.code_label}"
@@ -178,20 +200,17 @@ class DeliveryPoller:
                     severity=Severity.WARNING, data=stats.as_dict(),
                     correlation_id=correlation_id,
                 )  # fmt: skip
-        if stats.carrier_error is None:
-            self._deadline(tracked, settled, stats, correlation_id)
+            return
+        self._deadline(tracked, stats, correlation_id)
+
+    def _finish(self, run_id: uuid.UUID, stats: PollStats, error: str | None) -> None:
         with session_scope() as session:
             run_row = session.get(JobRun, run_id)
             assert run_row is not None
             run_row.stats = stats.as_dict()
-            run_row.status = str(RunStatus.FAILED if stats.carrier_error else RunStatus.FINISHED)
-            run_row.error = stats.carrier_error
+            run_row.status = str(RunStatus.FAILED if error else RunStatus.FINISHED)
+            run_row.error = error
             run_row.finished_at = utcnow()
-        for name, calls in (("list", stats.list_calls), ("fetch", stats.fetch_calls)):
-            if calls:
-                DELIVERY_CARRIER_CALLS.labels(name).inc(calls)
-        log.info("delivery poll %s: %s", day, {k: v for k, v in stats.as_dict().items() if v})
-        return stats
 
     # --- carrier passes ----------------------------------------------------------------
     def _wait(self) -> None:
@@ -313,7 +332,6 @@ class DeliveryPoller:
     def _deadline(
         self,
         tracked: list[repo.Tracked],
-        settled: set[str],
         stats: PollStats,
         correlation_id: uuid.UUID,
     ) -> None:
