@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +61,8 @@ def _started_modules() -> set[str]:
         if command[:1] in (["dramatiq"], ["periodiq"]) and len(command) > 1:
             modules.add(command[1])
     readme = (ROOT / "README.md").read_text()
-    for line in re.findall(r"^(?:\s*)(?:dramatiq|periodiq) [^\n#]+", readme, flags=re.M):
-        modules.add(shlex.split(line)[1])
+    pattern = r"^\s*(?:[A-Z_]+=\S+\s+)*(?:dramatiq|periodiq)\s+([A-Za-z_][\w.]*)"
+    modules.update(re.findall(pattern, readme, flags=re.M))
     for module in re.findall(r"python -m ([\w.]+)", readme):
         modules.add(module)
     return modules
@@ -101,3 +100,11 @@ def test_compose_file_validates() -> None:
         [binary, "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_readme_documents_every_setting() -> None:
+    from app.config import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [n.upper() for n in Settings.model_fields if f"`{n.upper()}`" not in readme]
+    assert not missing, f"settings missing from the README's table: {missing}"
