@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.config import get_settings
 from app.delivery.polling import Mode
 from app.models import JobRun
 from app.simulators.carrier import SimulatorThread
@@ -193,3 +195,23 @@ def test_outage_during_the_list_loses_nothing_and_the_next_poll_resumes(
     stats = p.poll_day(clock.now.date(), Mode.BULK)
     assert stats.carrier_error is None and stats.changed == 4
     assert all([r.status for r in history(session, n.id)] == ["Delivered"] for n in rows)
+
+
+def test_straggler_fetches_are_capped_per_round(
+    session: Session, sim: SimulatorThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DELIVERY_FETCH_CAP", "1")
+    get_settings.cache_clear()
+    rows = submitted(session, sim, 3)
+    for n in rows:
+        sim.state.force(n.carrier_reference_id, "queued")  # none is listed
+    clock = Clock()
+    clock.advance(minutes=2)
+    p = poller(sim, clock)
+    stats = p.poll_day(clock.now.date(), Mode.BULK)
+    assert (stats.list_calls, stats.fetch_calls, stats.stragglers_left) == (1, 1, 2)
+    clock.advance(seconds=1)
+    session.expire_all()
+    (due,) = p.due_days(session)
+    session.commit()
+    assert due.due == 2  # the two not fetched are still due next round

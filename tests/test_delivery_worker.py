@@ -10,7 +10,7 @@ from typing import Any
 import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -121,3 +121,24 @@ def test_operator_commands(session: Session, sim: SimulatorThread) -> None:
     bad = runner.invoke(cli, ["report", "failures", "--month", "October"])
     # main() turns a UserError into a clean message and exit 2.
     assert isinstance(bad.exception, UserError) and "YYYY-MM" in str(bad.exception)
+
+
+def test_poll_skips_a_day_whose_batch_is_still_running(
+    session: Session, sim: SimulatorThread, stub_broker: StubBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DELIVERY_BACKOFF_MINUTES", "0")
+    get_settings.cache_clear()
+    from worker.actors.delivery import poll
+
+    rows = submitted(session, sim, 2)
+    day = rows[0].submission_timestamp.date().isoformat()
+    session.add(JobRun(job="delivery_poll", run_key=day))  # a worker is on it
+    session.commit()
+    poll()
+    assert stub_broker.queues["delivery"].qsize() == 0
+    session.execute(text("UPDATE job_runs SET finished_at = started_at"))
+    session.commit()
+    poll()
+    assert stub_broker.queues["delivery"].qsize() == 1
+    message = dramatiq.Message.decode(stub_broker.queues["delivery"].get())
+    assert (message.actor_name, tuple(message.args)) == ("delivery.poll_day", (day, "auto"))
