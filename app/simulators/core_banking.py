@@ -19,6 +19,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -28,6 +29,7 @@ from aiohttp import web
 
 BATCH_PATH = "/v1/balances:batch"
 MAX_BATCH = 5000
+DEFAULT_PROFILES = (35, 45, 50)
 
 
 @dataclass
@@ -40,6 +42,9 @@ class CoreBankingConfig:
     missing_rate: float = 0.0  # share of accounts (by hash) the bank does not know
     missing_accounts: list[str] = field(default_factory=list)
     outage: bool = False
+    # Cumulative percentages of the account profiles: premium, around the threshold,
+    # sometimes overdrawn (the rest: below). The demo widens the middle band.
+    profiles: list[int] = field(default_factory=lambda: list(DEFAULT_PROFILES))
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
@@ -57,18 +62,25 @@ def is_missing(seed: int, account: str, missing_rate: float) -> bool:
     return (_hash(seed, "missing", account) % 1_000_000) < missing_rate * 1_000_000
 
 
-def balance_for(seed: int, account: str, day: date) -> Decimal:
-    """The deterministic end-of-day balance of ``account`` on ``day`` (two decimals)."""
+def balance_for(
+    seed: int, account: str, day: date, profiles: Sequence[int] = DEFAULT_PROFILES
+) -> Decimal:
+    """The deterministic end-of-day balance of ``account`` on ``day`` (two decimals).
+
+    ``profiles`` are the cumulative percentages (premium, around the threshold,
+    sometimes overdrawn) that pick an account's profile by its hash.
+    """
+    premium, around, overdrawn = profiles
     profile = _hash(seed, account)
     noise = _hash(seed, account, day.isoformat())
     kind = profile % 100
-    if kind < 35:  # premium: 20,000-200,000, +/-10 % a day: never below 18,000
+    if kind < premium:  # premium: 20,000-200,000, +/-10 % a day: never below 18,000
         base = 2_000_000 + (profile >> 8) % 18_000_000
         cents = base + (noise % (base // 5 + 1)) - base // 10
-    elif kind < 45:  # around the threshold: 14,000-17,000, +/-1,500 a day
+    elif kind < around:  # around the threshold: 14,000-17,000, +/-1,500 a day
         base = 1_400_000 + (profile >> 8) % 300_000
         cents = base + (noise % 300_001) - 150_000
-    elif kind < 50:  # sometimes overdrawn: -2,000..3,000, +/-1,000 a day
+    elif kind < overdrawn:  # sometimes overdrawn: -2,000..3,000, +/-1,000 a day
         base = -200_000 + (profile >> 8) % 500_000
         cents = base + (noise % 200_001) - 100_000
     else:  # everyone else: 0-14,000
@@ -143,7 +155,7 @@ class CoreBankingSimulator:
                 {
                     "account_number": account,
                     "status": "ok",
-                    "balance": str(balance_for(c.seed, account, day)),
+                    "balance": str(balance_for(c.seed, account, day, c.profiles)),
                     "currency": "ILS",
                     "as_of_date": day.isoformat(),
                 }
