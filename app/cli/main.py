@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "app.cli.retention",
     "app.cli.ops_db",
     "app.cli.delivery",
+    "app.cli.demo",
 )
 
 for _module in COMMAND_MODULES:
