@@ -30,6 +30,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -127,10 +128,18 @@ class SimMessage:
         return ("undelivered" if code else "delivered"), sent, code
 
 
+@lru_cache(maxsize=4096)
+def _utc(second: int) -> datetime:
+    return datetime.fromtimestamp(second, UTC)
+
+
+@lru_cache(maxsize=4096)
+def _rfc2822_second(second: int) -> str:
+    return format_datetime(_utc(second))
+
+
 def _rfc2822(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return format_datetime(datetime.fromtimestamp(int(epoch), UTC))
+    return None if epoch is None else _rfc2822_second(int(epoch))
 
 
 @dataclass
@@ -140,6 +149,7 @@ class CarrierState:
     config: SimConfig = field(default_factory=SimConfig)
     messages: dict[str, SimMessage] = field(default_factory=dict)
     by_to: dict[str, list[str]] = field(default_factory=dict)
+    order: list[SimMessage] = field(default_factory=list)  # creation order
     accepted: list[tuple[float, str, int]] = field(default_factory=list)  # (time, sid, segs)
     requests: dict[str, int] = field(default_factory=dict)  # outcome -> count
 
@@ -151,6 +161,7 @@ class CarrierState:
         with self.lock:
             self.messages.clear()
             self.by_to.clear()
+            self.order.clear()
             self.accepted.clear()
             self.requests.clear()
             self.rng = random.Random(self.config.seed)
@@ -161,6 +172,7 @@ class CarrierState:
     def store(self, message: SimMessage) -> None:
         with self.lock:
             self.messages[message.sid] = message
+            self.order.append(message)
             self.by_to.setdefault(message.to, []).append(message.sid)
             self.accepted.append((message.created, message.sid, message.num_segments))
 
@@ -230,7 +242,7 @@ def _parse_sent_filter(value: str) -> datetime | date:
 def _matches_sent(sent: float | None, op: str, bound: datetime | date) -> bool:
     if sent is None:
         return False  # as at Twilio: a message not yet sent has no date_sent
-    at = datetime.fromtimestamp(sent, UTC)
+    at = _utc(int(sent))
     left: datetime | date = at if isinstance(bound, datetime) else at.date()
     if op == "<":
         return left <= bound
@@ -363,18 +375,27 @@ class CarrierSimulator:
         except ValueError as exc:
             return _error(400, 20001, f"Invalid parameter: {exc}")
         now = time.time()
+        # Newest first by creation (Twilio's order), resuming at the cursor of the page
+        # token: a page costs O(page size), not a sort of every stored message.
         with self.state.lock:
             if "To" in q:
-                candidates = [self.state.messages[s] for s in self.state.by_to.get(q["To"], [])]
+                order = [self.state.messages[s] for s in self.state.by_to.get(q["To"], [])]
             else:
-                candidates = list(self.state.messages.values())
-        rows = []
-        for m in candidates:
-            _, sent, _ = m.state(now)
-            if all(_matches_sent(sent, op, bound) for op, bound in filters):
-                rows.append((sent or m.created, m))
-        rows.sort(key=lambda r: r[0], reverse=True)
-        chunk = rows[offset : offset + page_size]
+                order = self.state.order
+            position = len(order) - 1 if offset == 0 else offset - 1
+            chunk: list[SimMessage] = []
+            has_next = False
+            while position >= 0:
+                m = order[position]
+                if not filters or all(
+                    _matches_sent(m.state(now)[1], op, bound) for op, bound in filters
+                ):
+                    if len(chunk) == page_size:
+                        has_next = True  # a match remains: the next page starts here
+                        break
+                    chunk.append(m)
+                position -= 1
+        next_token = position + 1  # 1-based cursor: resume at this index, downwards
         base = API.format(account=self.state.config.account_sid) + "/Messages.json"
         keep = {k: v for k, v in q.items() if k not in {"Page", "PageToken", "PageSize"}}
 
@@ -382,17 +403,17 @@ class CarrierSimulator:
             query = {**keep, "PageSize": page_size, "Page": p, "PageToken": f"PA{token}"}
             return f"{base}?{urlencode(query)}"
 
-        has_next = offset + page_size < len(rows)
+        start = page * page_size
         return web.json_response(
             {
-                "messages": [self.state.view(m, now) for _, m in chunk],
-                "end": offset + len(chunk) - 1,
+                "messages": [self.state.view(m, now) for m in chunk],
+                "end": start + len(chunk) - 1,
                 "first_page_uri": uri(0, 0),
-                "next_page_uri": uri(page + 1, offset + page_size) if has_next else None,
-                "previous_page_uri": uri(page - 1, max(0, offset - page_size)) if page else None,
+                "next_page_uri": uri(page + 1, next_token) if has_next else None,
+                "previous_page_uri": None,  # cursor paging goes forward only
                 "page": page,
                 "page_size": page_size,
-                "start": offset,
+                "start": start,
                 "uri": uri(page, offset),
             }
         )
