@@ -248,9 +248,11 @@ def summarize(env: DemoEnvironment, opts: DemoOptions, result: DemoResult) -> No
     result.funnel = {
         "customers in the file": result.generated.get("customers", 0),
         "imported (valid rows)": imported,
+        "inactive accounts (never checked)": imported - active,
         "active accounts (checked daily)": active,
         "balance checks written": checks,
         "evaluated for the month": int(result.report.get("evaluated", 0)),
+        "active, unknown to core banking": active - int(result.report.get("evaluated", 0)),
         "qualified": int(result.report.get("qualified", 0)),
         "SMS accepted by the carrier": int(result.report.get("sms_sent", 0)),
         "delivered": int(result.report.get("delivered", 0)),
