@@ -42,6 +42,7 @@ def test_plan_catches_up_unfinished_months_and_unstarted_notifications(
     run_month("2026-10", gap_repair=None)
     with Session(session.get_bind()) as s:
         runs.mark_notifications_started(s, Month.parse("2026-10"))
+        s.add(JobRun(job=runs.OUTBOX_JOB, run_key="2026-10", triggered_by="t"))  # prepared
         failed = runs.start_run(s, Month.parse("2026-11"), triggered_by="t", recompute=False)
         runs.fail_run(s, failed.id, "boom")
         s.commit()
@@ -80,6 +81,18 @@ def _sms_messages(broker: StubBroker) -> list[dramatiq.Message[Any]]:
     return messages
 
 
+def test_a_lost_prepare_message_is_handed_over_again(session: Session) -> None:
+    """Found by the chaos run: the mark says 'enqueued', but a Redis FLUSHALL before a
+    worker took the message leaves no outbox; the next kick must start the stage again."""
+    now = datetime(2026, 11, 2, 6, 30, tzinfo=TZ)
+    run_month("2026-10", gap_repair=None)
+    with Session(session.get_bind()) as s:
+        runs.mark_notifications_started(s, Month.parse("2026-10"))
+        s.commit()
+    plan = schedule.plan_kick(session, TZ, 1, now)
+    assert [str(m) for m in plan.to_notify] == ["2026-10"]
+
+
 def test_run_actor_qualifies_then_starts_the_notification_stage(
     session: Session, stub_broker: StubBroker
 ) -> None:
@@ -102,6 +115,11 @@ def test_run_actor_qualifies_then_starts_the_notification_stage(
     assert [(m.actor_name, m.args) for m in sent] == [
         ("notifications.prepare_month", ("2026-10",))
     ] * 2
+    # Enqueued, not yet prepared: the kick hands the month over again until the outbox
+    # exists (the broker may lose the prepare message).
+    assert runs.months_notified(session, [Month.parse("2026-10")]) == set()
+    session.add(JobRun(job=runs.OUTBOX_JOB, run_key="2026-10", triggered_by="t"))
+    session.commit()
     assert runs.months_notified(session, [Month.parse("2026-10")]) == {"2026-10"}
 
 
@@ -135,7 +153,12 @@ def test_kick_enqueues_missing_months_and_is_idempotent(
         stub_broker.join("qualification", fail_fast=True)
         worker.join()
         first = _sms_messages(stub_broker)
-        monthly_kick.send()  # everything is done: the second kick enqueues nothing
+        # The SMS stage prepared every outbox (its job_runs rows): all is done now, so
+        # the second kick enqueues nothing.
+        for month in closed_months(TZ, 3):
+            session.add(JobRun(job=runs.OUTBOX_JOB, run_key=str(month), triggered_by="t"))
+        session.commit()
+        monthly_kick.send()
         stub_broker.join("qualification", fail_fast=True)
         worker.join()
         second = _sms_messages(stub_broker)

@@ -24,6 +24,7 @@ from app.qualification.months import Month
 JOB = "qualification"
 SERVICE = "QualificationEngine"
 NOTIFICATIONS_STARTED = "notifications_enqueued_at"
+OUTBOX_JOB = "notifications"  # app.sms.outbox.JOB (not imported: the stages stay apart)
 
 
 def _utcnow() -> datetime:
@@ -99,7 +100,15 @@ def finished_months(session: Session, months: Iterable[Month]) -> set[str]:
 
 
 def months_notified(session: Session, months: Iterable[Month]) -> set[str]:
-    """Which of ``months`` already had their notification stage started."""
+    """Which of ``months`` had their notification stage started AND their outbox prepared.
+
+    The mark alone is not enough: it is written when ``prepare_month`` is *enqueued*, and
+    the broker may lose that message (Redis FLUSHALL or restart before a worker took
+    it; found by scripts/chaos.py). The outbox's own job_runs row (job 'notifications',
+    written in the transaction that inserts the outbox rows) proves the stage ran, so a
+    month whose prepare message was lost is handed to the notifications again (prepare
+    is idempotent).
+    """
     keys = [str(m) for m in months]
     rows = session.scalars(
         select(JobRun.run_key).where(
@@ -109,7 +118,10 @@ def months_notified(session: Session, months: Iterable[Month]) -> set[str]:
             JobRun.stats.has_key(NOTIFICATIONS_STARTED),
         )
     )
-    return set(rows)
+    prepared = session.scalars(
+        select(JobRun.run_key).where(JobRun.job == OUTBOX_JOB, JobRun.run_key.in_(keys))
+    )
+    return set(rows) & set(prepared)
 
 
 def mark_notifications_started(session: Session, month: Month) -> None:
