@@ -31,7 +31,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -185,6 +185,15 @@ RETURNING n.id
 """)
 
 
+# Renews a claim right before its carrier call (see Sender._fresh_claim); guarded like
+# RECORD_SQL, so a row the reconciler took back is never sent by this worker too.
+REFRESH_SQL = text("""
+UPDATE notifications SET claimed_at = LOCALTIMESTAMP
+WHERE id = :id AND submission_status = 'Sending' AND claimed_at = :claimed_at
+RETURNING claimed_at
+""")
+
+
 def claim_chunk(session: Session, batch_id: uuid.UUID, n: int) -> list[Claimed]:
     rows = session.execute(CLAIM_SQL, {"batch_id": batch_id, "n": n}).all()
     return [Claimed(r[0], r[1], r[2], r[3] or 1, r[4], r[5] or 0) for r in rows]
@@ -255,7 +264,7 @@ class Sender:
                 self._warm = True
             results, chunk = self._send_chunk(claimed, deadline)
             with session_scope() as session:
-                chunk.conflicts = record(session, results)
+                chunk.conflicts += record(session, results)
                 fault_point("before_commit")
             outcome.add(chunk)
             if chunk.defer_seconds is not None:
@@ -278,7 +287,11 @@ class Sender:
                 # Not attempted: back to the queue, no retry counted.
                 results += [SendResult(m, SubmissionStatus.QUEUED) for m in claimed[i:]]
                 break
-            result = self._send_one(msg)
+            fresh = self._fresh_claim(msg)
+            if fresh is None:  # the reconciler took it back meanwhile: not ours to send
+                outcome.conflicts += 1
+                continue
+            result = self._send_one(fresh)
             results.append(result)
             self._tally(outcome, result)
             if result.status is SubmissionStatus.QUEUED:  # transient: the carrier pushes back
@@ -286,6 +299,27 @@ class Sender:
                 results += [SendResult(m, SubmissionStatus.QUEUED) for m in claimed[i + 1 :]]
                 break
         return results, outcome
+
+    def _fresh_claim(self, msg: Claimed) -> Claimed | None:
+        """The claim, renewed if it has aged past half the reconciler's delay; None if lost.
+
+        Rows of a chunk wait their turn behind the rate limiter and the carrier's
+        backoffs, possibly longer than SMS_RECONCILE_SENDING_AFTER_SECONDS. The
+        reconciler would then find no message at the carrier, queue the row again, and
+        another worker would send it while this one still does: a duplicate SMS (found
+        by scripts/chaos.py). Renewing the claim before the call means every call starts
+        at most half that delay after its claim and ends a carrier timeout later, well
+        before the reconciler may touch the row; if the reconciler was first, the
+        guarded UPDATE matches nothing and the row is skipped.
+        """
+        half = self.settings.sms_reconcile_sending_after_seconds / 2
+        if (utcnow() - msg.claimed_at).total_seconds() < half:
+            return msg
+        with session_scope() as session:
+            renewed = session.execute(
+                REFRESH_SQL, {"id": msg.id, "claimed_at": msg.claimed_at}
+            ).scalar_one_or_none()
+        return None if renewed is None else replace(msg, claimed_at=renewed)
 
     def _send_one(self, msg: Claimed) -> SendResult:
         s = self.settings
