@@ -179,7 +179,10 @@ class Settings(BaseSettings):
     )
     sms_batch_size: int = Field(default=100, ge=1, description="Outbox rows per send batch.")
     sms_claim_chunk: int = Field(
-        default=10, ge=1, description="Rows claimed (Queued -> Sending) per transaction."
+        default=50,
+        ge=1,
+        description="Rows claimed (Queued -> Sending) per transaction; outcomes are recorded "
+        "per chunk too (a crash leaves at most this many rows for the reconciler).",
     )
     sms_max_transient_retries: int = Field(
         default=8, ge=0, description="Transient carrier errors (429, 21611) tolerated per message."

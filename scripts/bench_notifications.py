@@ -56,9 +56,9 @@ def load(conn: psycopg2.extensions.connection, n: int, month: date, offset: int)
     cur.execute(
         """
         INSERT INTO customers (account_number, first_name, last_name, phone_number,
-                               is_active, phone_status, phone_is_valid_mobile)
+                               is_active, phone_status, phone_is_valid_mobile, last_verified)
         SELECT 'N' || lpad(g::text, 9, '0'), 'Dana', 'Levi',
-               '+97252' || lpad(g::text, 7, '0'), true, 'MOBILE', true
+               '+97252' || lpad(g::text, 7, '0'), true, 'MOBILE', true, LOCALTIMESTAMP
         FROM generate_series(%(lo)s, %(hi)s) g
         """,
         {"lo": offset + 1, "hi": offset + n},

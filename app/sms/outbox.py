@@ -14,9 +14,9 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Table, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -107,6 +107,8 @@ def plan_month(
             Customer.phone_number,
             Customer.is_active,
             Customer.anonymised_at,
+            Customer.phone_is_valid_mobile,
+            (Customer.last_verified >= Customer.updated_at).label("verdict_fresh"),
         )
         .join(Customer, Customer.id == MonthlyQualification.customer_id)
         .outerjoin(Notification, Notification.qualification_id == MonthlyQualification.id)
@@ -118,14 +120,20 @@ def plan_month(
         .order_by(MonthlyQualification.id)
     ).all()
     planned: list[Planned] = []
-    for qid, cid, first, last, phone, active, anonymised in rows:
-        verdict = classify(phone, settings.default_phone_region)
+    for qid, cid, first, last, phone, active, anonymised, valid_mobile, fresh in rows:
+        # The verdict stored with the number is trusted while it is newer than the row
+        # (imports write both together); otherwise the number is classified again.
+        if fresh and phone:
+            e164, is_mobile = (phone if valid_mobile else None), bool(valid_mobile)
+        else:
+            verdict = classify(phone, settings.default_phone_region)
+            e164, is_mobile = verdict.e164, verdict.is_valid_mobile
         content = template.render(first_name=first, last_name=last, month=month)
         info = analyze(content)
         reason = (
             "ANONYMISED" if anonymised is not None
             else "INACTIVE" if not active
-            else "INVALID_PHONE" if not verdict.is_valid_mobile
+            else "INVALID_PHONE" if not is_mobile
             else "TOO_MANY_SEGMENTS" if info.segments > settings.sms_max_segments
             else None
         )  # fmt: skip
@@ -133,7 +141,7 @@ def plan_month(
             Planned(
                 qualification_id=qid,
                 customer_id=cid,
-                phone_number=(verdict.e164 or phone or "")[:20],
+                phone_number=(e164 or phone or "")[:20],
                 content=content,
                 characters=info.characters,
                 segments=info.segments,
@@ -208,11 +216,15 @@ def prepare_month(
     for p in planned:
         if p.skip_reason:
             values.append(_row(p, run.correlation_id, None))
-    for start in range(0, len(values), 5000):
-        session.execute(
-            insert(Notification)
-            .values(values[start : start + 5000])
+    if values:
+        # executemany with RETURNING: SQLAlchemy sends it as pages of multi-row INSERTs
+        # ("insertmanyvalues"), neither row by row nor as one giant compiled statement.
+        table = cast(Table, Notification.__table__)
+        session.connection().execute(
+            insert(table)
             .on_conflict_do_nothing(index_elements=["qualification_id"])
+            .returning(table.c.id),
+            values,
         )
     result.batches = batch_ids
     stats = dict(run.stats or {})
