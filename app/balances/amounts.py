@@ -37,9 +37,11 @@ def parse_amount(raw: object) -> Decimal:
         raise AmountError("balance is not a number")
     if not value.is_finite():
         raise AmountError("balance is not a finite number")
+    # Range first: quantize() of a value with more digits than the context's precision
+    # raises InvalidOperation (found by tests/test_fuzz_balances.py).
+    if abs(value) > MAX_ABS:
+        raise AmountError("balance is out of range for NUMERIC(18,2)")
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -2 and value != value.quantize(CENT):
         raise AmountError("balance has more than two decimals")
-    if abs(value) > MAX_ABS:
-        raise AmountError("balance is out of range for NUMERIC(18,2)")
     return value.quantize(CENT)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from app.balances.amounts import AmountError, parse_amount
 from app.balances.sources.base import Answer, Balance, Missing, MissingReason, SourceError
 
 REQUIRED = ("account_number", "balance", "as_of_date")
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes surrogateescape could not decode
 OPTIONAL = ("currency",)
 
 
@@ -60,7 +62,10 @@ def load_extract(path: str | Path) -> Extract:
 
 def parse_extract(path: Path) -> Extract:
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        # surrogateescape: a byte that is not UTF-8 becomes a lone surrogate in its row
+        # (rejected below) instead of a decode error that would refuse the whole file
+        # (the decoder reads ahead, so one bad line could even fail the header).
+        handle = path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
     except OSError as exc:
         raise SourceError(f"EOD file {path}: {exc.strerror}") from None
     answers: dict[str, Answer] = {}
@@ -97,6 +102,10 @@ def parse_extract(path: Path) -> Extract:
                 continue
             rows += 1
             account = row[i_acc].strip() if len(row) > i_acc else ""
+            if any(_NOT_UTF8.search(cell) for cell in row):
+                account = _NOT_UTF8.sub("?", account)
+                _reject(answers, rejected, line, account, "not UTF-8")
+                continue
             if len(row) != width:
                 _reject(answers, rejected, line, account, f"expected {width} fields")
                 continue
