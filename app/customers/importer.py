@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,9 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FR
 """
 
 
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes surrogateescape could not decode
+
+
 class CustomerFileError(ValueError):
     """The file cannot be imported at all (missing, unreadable, wrong header)."""
 
@@ -86,7 +90,10 @@ class ImportReport:
 
 def _open(path: Path) -> TextIO:
     try:
-        return path.open(encoding="utf-8-sig", newline="")
+        # surrogateescape: bytes that are not UTF-8 become lone surrogates in their row,
+        # which is rejected alone; a decode error would refuse the whole file (and, as
+        # the decoder reads ahead, could even fail the header of a small file).
+        return path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
     except OSError as exc:
         raise CustomerFileError(f"{path}: {exc.strerror}") from None
 
@@ -126,7 +133,12 @@ def _rows(handle: TextIO, report: ImportReport, region: str) -> Iterator[Custome
         if not raw or (len(raw) == 1 and not raw[0].strip()):
             continue
         report.rows += 1
-        account = raw[index["account_number"]].strip()[:50] if len(raw) > 0 else ""
+        i_account = index["account_number"]
+        account = raw[i_account].strip()[:50] if len(raw) > i_account else ""
+        if any(_NOT_UTF8.search(cell) for cell in raw):
+            account = _NOT_UTF8.sub("?", account)
+            report.rejected.append(Rejection(line, account, "not UTF-8"))
+            continue
         if len(raw) != len(header):
             report.rejected.append(
                 Rejection(line, account, f"expected {len(header)} fields, got {len(raw)}")
