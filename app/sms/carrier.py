@@ -146,6 +146,23 @@ def _naive_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _message(operation: str, m: Any) -> CarrierMessage:
+    """``_from_instance``, with a field of the wrong type reported as an ambiguous answer."""
+    try:
+        return _from_instance(m)
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+        raise AmbiguousCarrierError(
+            f"{operation}: unreadable carrier message ({type(exc).__name__})"
+        ) from None
+
+
 def _from_instance(m: Any) -> CarrierMessage:
     # The SDK gives num_segments as a string ("1") and error_code as int or None.
     return CarrierMessage(
@@ -244,7 +261,7 @@ class CarrierClient:
         try:
             return fn(*args, **kwargs)
         except TwilioRestException as exc:
-            code = int(exc.code) if exc.code is not None else None
+            code = _int_or_none(exc.code)  # the carrier's JSON may carry any type here
             disposition = classify_http(int(exc.status), code)
             text = CREATE_ERRORS.get(code, (disposition, exc.msg or ""))[1] if code else exc.msg
             raise _ERROR_TYPES[disposition](
@@ -258,6 +275,12 @@ class CarrierClient:
         except requests.RequestException as exc:
             kind = TransientCarrierError if _never_sent(exc) else AmbiguousCarrierError
             raise kind(f"{operation}: {type(exc).__name__}") from None
+        except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
+            # An answer the SDK cannot read (malformed JSON, wrong types; found by
+            # tests/test_fuzz_carrier.py): a create may have been accepted all the same.
+            raise AmbiguousCarrierError(
+                f"{operation}: unreadable carrier response ({type(exc).__name__})"
+            ) from None
         finally:
             CARRIER_REQUEST_SECONDS.labels(operation).observe(time.perf_counter() - started)
 
@@ -281,7 +304,7 @@ class CarrierClient:
             kwargs["status_callback"] = status_callback
         if validity_period:
             kwargs["validity_period"] = validity_period
-        return _from_instance(self._call("create", self.client.messages.create, **kwargs))
+        return _message("create", self._call("create", self.client.messages.create, **kwargs))
 
     def warm_up(self) -> None:
         """Load the SDK's lazily imported modules and open a pooled connection.
@@ -296,7 +319,7 @@ class CarrierClient:
             pass  # the first real call will report the problem
 
     def fetch(self, sid: str) -> CarrierMessage:
-        return _from_instance(self._call("fetch", self.client.messages(sid).fetch))
+        return _message("fetch", self._call("fetch", self.client.messages(sid).fetch))
 
     def list_messages(
         self,
@@ -322,7 +345,7 @@ class CarrierClient:
         yielded = 0
         while page is not None:
             for instance in page:
-                yield _from_instance(instance)
+                yield _message("list", instance)
                 yielded += 1
                 if limit is not None and yielded >= limit:
                     return
@@ -341,7 +364,7 @@ class CarrierClient:
             "list", self.client.messages.page, date_sent=day.isoformat(), page_size=page_size
         )
         while page is not None:
-            yield [_from_instance(instance) for instance in page]
+            yield [_message("list", instance) for instance in page]
             page = self._call("list", page.next_page)
 
     def find_sent(self, to: str, body: str, since: datetime) -> CarrierMessage | None:
