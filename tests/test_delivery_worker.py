@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import dramatiq
@@ -132,10 +133,18 @@ def test_poll_skips_a_day_whose_batch_is_still_running(
 
     rows = submitted(session, sim, 2)
     day = rows[0].submission_timestamp.date().isoformat()
-    session.add(JobRun(job="delivery_poll", run_key=day))  # a worker is on it
+    session.add(JobRun(job="delivery_poll", run_key=day))  # a worker is on it ...
     session.commit()
+    from app.delivery.repository import day_lock
+
+    with day_lock(session.get_bind(), date.fromisoformat(day)) as held:  # ... and alive
+        assert held
+        poll()
+        assert stub_broker.queues["delivery"].qsize() == 0
+    # The same unfinished run without a live holder (its worker was SIGKILLed): polled.
     poll()
-    assert stub_broker.queues["delivery"].qsize() == 0
+    assert stub_broker.queues["delivery"].qsize() == 1
+    stub_broker.queues["delivery"].get()
     session.execute(text("UPDATE job_runs SET finished_at = started_at"))
     session.commit()
     poll()

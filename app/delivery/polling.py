@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session
 
 from app.config import Settings, get_settings
-from app.db.session import session_scope
+from app.db.session import get_engine, session_scope
 from app.delivery import repository as repo
 from app.delivery.mapping import DEADLINE_REASON, Mapped, backoff_schedule, map_report
 from app.models import JobRun
@@ -135,7 +135,18 @@ class DeliveryPoller:
         """Poll the day's open messages once; returns what happened (also in job_runs).
 
         ``force`` (operators): every open message is due now, whatever the backoff says.
+        One batch per day at a time: the day's lock says a live worker is on it
+        (``repo.running_days``); a duplicate message for a day being polled returns.
         """
+        with repo.day_lock(get_engine(), day) as held:
+            if not held:
+                log.info("delivery poll %s: another batch is on this day", day)
+                return PollStats(day=day.isoformat())
+            return self._poll_day_locked(day, mode, triggered_by, force)
+
+    def _poll_day_locked(
+        self, day: date, mode: Mode, triggered_by: str, force: bool
+    ) -> PollStats:
         stats = PollStats(day=day.isoformat())
         with session_scope() as session:
             tracked = repo.load_day(session, day)
