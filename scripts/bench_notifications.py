@@ -4,7 +4,8 @@ On a dedicated database (created here, dropped afterwards) with N qualified cust
 against the carrier simulator in its own process, in the same run:
 
   reference  the raw twilio SDK alone: T threads calling messages.create on the simulator;
-  (a)        the whole pipeline with no rate limit: prepare the month's outbox + send it
+  (a)        the whole pipeline with no rate limit: prepare the month's outbox (chunk by
+             chunk, as the prepare_month actor does) while sending it
              with T threads of Sender (claim, carrier call, record), N notifications;
              target >= 0.8 of the reference's rate;
   (b)        with SMS_MPS = M (segments/s): the achieved rate at the carrier and the most
@@ -124,21 +125,30 @@ def run_threads(fn: object, threads: int) -> None:
 
 
 def send_month(base: str, month: date, threads: int, limiter: object) -> tuple[float, float, int]:
-    """(prepare seconds, send seconds, submitted) for one month through Sender threads."""
-    from app.db.session import session_scope
+    """(prepare seconds, prepare-to-last-send seconds, submitted) for one month.
+
+    As in production (the prepare_month actor): the outbox is prepared chunk by chunk
+    and each chunk's batches go to the sender threads right after its commit, so
+    sending overlaps preparing.
+    """
     from app.sms.carrier import CarrierClient
-    from app.sms.outbox import prepare_month
+    from app.sms.outbox import prepare_streaming
     from app.sms.sending import Sender
 
-    t = time.perf_counter()
-    with session_scope() as s:
-        batches = prepare_month(s, month, triggered_by="bench").batches
-    prepared = time.perf_counter() - t
     work: queue.Queue[object] = queue.Queue()
-    for b in batches:
-        work.put(b)
+    prepared = threading.Event()
+    prepare_seconds = [0.0]
     submitted = [0]
     lock = threading.Lock()
+
+    def producer() -> None:
+        t0 = time.perf_counter()
+        try:
+            prepare_streaming(month, lambda batches: [work.put(b) for b in batches],
+                              triggered_by="bench")  # fmt: skip
+        finally:
+            prepare_seconds[0] = time.perf_counter() - t0
+            prepared.set()
 
     def worker() -> None:
         client = CarrierClient(ACCOUNT, TOKEN, sender=SENDER, base_url=base, timeout=10)
@@ -146,9 +156,11 @@ def send_month(base: str, month: date, threads: int, limiter: object) -> tuple[f
         sender = Sender(client, limiter)  # type: ignore[arg-type]
         while True:
             try:
-                batch = work.get_nowait()
+                batch = work.get(timeout=0.05)
             except queue.Empty:
-                return
+                if prepared.is_set() and work.empty():
+                    return
+                continue
             outcome = sender.send_batch(batch)  # type: ignore[arg-type]
             with lock:
                 submitted[0] += outcome.submitted
@@ -156,8 +168,11 @@ def send_month(base: str, month: date, threads: int, limiter: object) -> tuple[f
                 work.put(batch)
 
     t = time.perf_counter()
+    feeder = threading.Thread(target=producer)
+    feeder.start()
     run_threads(worker, threads)
-    return prepared, time.perf_counter() - t, submitted[0]
+    feeder.join()
+    return prepare_seconds[0], time.perf_counter() - t, submitted[0]
 
 
 def max_in_any_second(accepts: list[tuple[float, int]]) -> int:
@@ -220,8 +235,8 @@ def main() -> None:
         requests.post(f"{base}/_sim/reset", timeout=5)
 
         print("  (a) prepare + send, no rate limit ...", flush=True)
-        prep, send, submitted = send_month(base, MONTH_A, args.threads, None)
-        e2e = submitted / (prep + send)
+        prep, elapsed, submitted = send_month(base, MONTH_A, args.threads, None)
+        e2e = submitted / elapsed
         requests.post(f"{base}/_sim/reset", timeout=5)
 
         print(f"  (b) send at {args.mps} segments/s ...", flush=True)
@@ -241,10 +256,8 @@ def main() -> None:
         print()
         print(f"results (threads {args.threads}, limiter {type(limiter).__name__}):")
         print(f"  reference  raw SDK creates                    {raw:8.0f} msg/s")
-        print(f"  (a) prepare {prep:6.1f} s + send {send:6.1f} s = {e2e:8.0f} msg/s end to end"
-              f"   {e2e / raw:5.2f}x raw [target >= 0.8]")  # fmt: skip
-        print(f"      send phase alone                          {submitted / send:8.0f} msg/s"
-              f"   {submitted / send / raw:5.2f}x raw")  # fmt: skip
+        print(f"  (a) {submitted:,} prepared + sent in {elapsed:6.1f} s (prepare {prep:5.1f} s,"
+              f" overlapped) = {e2e:6.0f} msg/s   {e2e / raw:5.2f}x raw [target >= 0.8]")  # noqa: E501
         print(f"  (b) {sent_b:,} messages, {segments:,} segments: achieved {achieved:7.1f} seg/s"
               f"   {achieved / args.mps:5.3f}x limit [target >= 0.95]")  # fmt: skip
         print(f"      most segments in any one-second window    {peak:8d}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
@@ -73,6 +74,7 @@ class PrepareResult:
     already_queued: int = 0  # Queued rows from an earlier prepare, not yet sent
     already_queued_segments: int = 0
     batches: list[uuid.UUID] = field(default_factory=list)
+    planned: int = 0  # qualifications handled by this call (queued + skipped)
 
     @property
     def cost_segments(self) -> int:
@@ -95,7 +97,11 @@ class PrepareResult:
 
 
 def plan_month(
-    session: Session, month: date, template: Template, settings: Settings
+    session: Session,
+    month: date,
+    template: Template,
+    settings: Settings,
+    limit: int | None = None,
 ) -> list[Planned]:
     """Render the messages of the month's qualified customers not yet in the outbox."""
     rows = session.execute(
@@ -118,6 +124,7 @@ def plan_month(
             Notification.id.is_(None),
         )
         .order_by(MonthlyQualification.id)
+        .limit(limit)
     ).all()
     planned: list[Planned] = []
     for qid, cid, first, last, phone, active, anonymised, valid_mobile, fresh in rows:
@@ -175,6 +182,7 @@ def prepare_month(
     dry_run: bool = False,
     triggered_by: str = "worker",
     settings: Settings | None = None,
+    limit: int | None = None,
 ) -> PrepareResult:
     """Insert the month's outbox rows (or, dry run, only count them). Never commits."""
     settings = settings or get_settings()
@@ -184,7 +192,7 @@ def prepare_month(
     if exists is None:
         raise OutboxError(f"no qualification results for {month_key(month)}: qualify it first")
     template = get_template(settings=settings)
-    planned = plan_month(session, month, template, settings)
+    planned = plan_month(session, month, template, settings, limit)
     waiting = session.execute(
         select(Notification.segment_count)
         .join(MonthlyQualification, MonthlyQualification.id == Notification.qualification_id)
@@ -194,6 +202,7 @@ def prepare_month(
         )
     ).all()
     result = PrepareResult(month_key(month), None, None, dry_run)
+    result.planned = len(planned)
     result.already_queued = len(waiting)
     result.already_queued_segments = sum(s or 1 for (s,) in waiting)
     to_send = [p for p in planned if p.skip_reason is None]
@@ -271,3 +280,51 @@ def queued_batches(session: Session, month: date | None = None) -> list[uuid.UUI
             MonthlyQualification, MonthlyQualification.id == Notification.qualification_id
         ).where(MonthlyQualification.qualification_month == month)
     return [b for (b,) in session.execute(query.distinct()).all() if b is not None]
+
+
+def prepare_streaming(
+    month: date,
+    on_batches: Callable[[list[uuid.UUID]], None],
+    *,
+    chunk_rows: int | None = None,
+    triggered_by: str = "worker",
+    settings: Settings | None = None,
+) -> PrepareResult:
+    """Prepare the month chunk by chunk, one transaction each, handing every chunk's new
+    batches to ``on_batches`` right after its commit, so sending overlaps preparing.
+
+    A top-level operation (it opens its own transactions). Safe to run again or
+    concurrently: every chunk's insert is ON CONFLICT DO NOTHING, and a chunk only plans
+    qualifications that have no outbox row yet.
+    """
+    from app.db.session import session_scope  # top-level only: services never commit
+
+    settings = settings or get_settings()
+    chunk_rows = chunk_rows or max(settings.sms_batch_size, 20 * settings.sms_batch_size)
+    total = PrepareResult("", None, None, False)
+    first = True
+    while True:
+        with session_scope() as session:
+            part = prepare_month(
+                session, month, triggered_by=triggered_by, settings=settings, limit=chunk_rows
+            )
+        on_batches(part.batches)
+        total.month, total.run_id, total.correlation_id = (
+            part.month,
+            part.run_id,
+            part.correlation_id,
+        )
+        total.queued += part.queued
+        total.segments += part.segments
+        total.planned += part.planned
+        total.batches += part.batches
+        for key, n in part.skipped.items():
+            total.skipped[key] = total.skipped.get(key, 0) + n
+        for key, n in part.encodings.items():
+            total.encodings[key] = total.encodings.get(key, 0) + n
+        if first:  # the first chunk saw the Queued rows of earlier prepares only
+            total.already_queued = part.already_queued
+            total.already_queued_segments = part.already_queued_segments
+            first = False
+        if part.planned < chunk_rows:
+            return total

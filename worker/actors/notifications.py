@@ -22,8 +22,7 @@ from app.db.session import session_scope
 from app.models.enums import Severity
 from app.observability.events import record_event
 from app.sms.carrier import CarrierClient
-from app.sms.outbox import OutboxError, parse_month, queued_batches
-from app.sms.outbox import prepare_month as prepare_outbox
+from app.sms.outbox import OutboxError, parse_month, prepare_streaming, queued_batches
 from app.sms.reconcile import reconcile_outbox
 from app.sms.sending import Sender, utcnow
 from app.sms.window import SendWindow
@@ -60,8 +59,8 @@ def _enqueue_batches(batches: list[uuid.UUID] | set[uuid.UUID]) -> None:
 def prepare_month(month: str) -> None:
     first_day = parse_month(month)
     try:
-        with session_scope() as session:
-            result = prepare_outbox(session, first_day, triggered_by="worker")
+        # Chunk by chunk: each chunk's batches go to the senders right after its commit.
+        result = prepare_streaming(first_day, _enqueue_batches, triggered_by="worker")
     except OutboxError as exc:
         with session_scope() as session:
             record_event(
@@ -72,7 +71,7 @@ def prepare_month(month: str) -> None:
         return
     with session_scope() as session:
         # Also batches of an earlier prepare that are still waiting (idempotent re-run).
-        batches = queued_batches(session, first_day)
+        batches = set(queued_batches(session, first_day)) - set(result.batches)
     log.info("prepared %s: %s", month, result.as_dict())
     _enqueue_batches(batches)
 
