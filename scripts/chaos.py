@@ -230,6 +230,13 @@ class Chaos:
             return int(conn.scalar(text(sql), {"a": self.days[0], "b": self.days[-1],
                                                "m": self.month}) or 0)  # fmt: skip
 
+    def jitter(
+        self, plan: list[tuple[float, Callable[[], None]]]
+    ) -> list[tuple[float, Callable[[], None]]]:
+        """Each fault a little earlier or later (seeded): random moments, reproducible."""
+        return sorted(((f + self.rng.uniform(-0.04, 0.04), fn) for f, fn in plan),
+                      key=lambda p: p[0])  # fmt: skip
+
     def balances_phase(self) -> bool:
         phase = "balances"
         expected = self.count("SELECT count(*) FROM customers WHERE is_active") * len(self.days)
@@ -241,6 +248,7 @@ class Chaos:
             (0.60, lambda: self.kill(phase, w2)),
             (0.75, lambda: self.kill(phase, w1, down=0.5)),
         ]
+        plan = self.jitter(plan)
         deadline = time.monotonic() + self.args.phase_timeout
         last_kick = 0.0
         self.safely(self.kick_balances)
@@ -281,6 +289,7 @@ class Chaos:
             (0.65, lambda: self.kill(phase, w2)),
             (0.80, lambda: self.kill(phase, w1, down=0.5)),
         ]
+        plan = self.jitter(plan)
         deadline = time.monotonic() + self.args.phase_timeout
         last_kick = 0.0
         while time.monotonic() < deadline:
