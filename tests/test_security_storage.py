@@ -93,3 +93,23 @@ def test_carrier_and_bank_tokens_never_in_errors_or_reprs(sms_env: SimulatorThre
     with pytest.raises(Exception) as failed:  # nothing listens on port 9
         source.fetch(["A1"], MONTH)
     assert "cb-s3cr3t-77" not in str(failed.value) and "cb-s3cr3t-77" not in repr(failed.value)
+
+
+def test_tls_settings_reach_the_drivers(db: Engine) -> None:
+    """sslmode in DATABASE_URL goes to libpq; rediss:// gives the broker a TLS connection."""
+    import redis
+
+    tls = {"sslmode": "verify-full", "sslrootcert": "/etc/pki/bank-ca.pem"}
+    url = db.url.set(query={**db.url.query, **tls})
+    engine = build_engine(url.render_as_string(hide_password=False))
+    _, params = engine.dialect.create_connect_args(engine.url)
+    assert {k: params[k] for k in tls} == tls  # handed to libpq as they are
+    engine.dispose()
+
+    client = redis.Redis.from_url(
+        "rediss://:pw@redis.internal:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/ca.pem"
+    )
+    pool = client.connection_pool
+    assert pool.connection_class is redis.SSLConnection
+    assert pool.connection_kwargs["ssl_ca_certs"] == "/etc/ca.pem"
+    assert pool.connection_kwargs["ssl_cert_reqs"] == "required"
