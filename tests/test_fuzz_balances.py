@@ -22,7 +22,12 @@ from app.balances.sources.core_banking import parse_results
 from app.balances.sources.eod_file import parse_extract
 
 DAY = date(2026, 10, 5)
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,  # the same examples every run: CI stays deterministic
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 # Text that looks like numbers in the ways real extracts go wrong.
 numberish = st.one_of(
@@ -81,6 +86,10 @@ def test_eod_extract_keeps_valid_rows_and_reports_the_rest(
     writer.writerow(["account_number", "balance", "as_of_date", "currency"])
     raw_lines: list[bytes] = [out.getvalue().encode()]
     for i, (kind, amount, junk) in enumerate(rows):
+        # A bare CR is a line break to any CSV reader (the writer does not quote it with
+        # a "\n" terminator): it would make two lines, which the count below would miss.
+        junk = junk.replace("\r", "")
+        rows[i] = (kind, amount, junk)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         account = f"A{i:05d}"
