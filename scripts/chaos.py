@@ -63,7 +63,7 @@ class Chaos:
         self.redis = OwnRedis(self.workdir)
         self.procs: list[Proc] = []
         self.month = date.fromisoformat(args.month + "-01")
-        self.days = inv._month_days(self.month)
+        self.days = inv.month_days(self.month)
 
     # --- plumbing -----------------------------------------------------------------------
     def say(self, message: str) -> None:

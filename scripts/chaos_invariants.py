@@ -32,13 +32,13 @@ class Verdict:
     detail: str
 
 
-def _month_days(first: date) -> list[date]:
+def month_days(first: date) -> list[date]:
     nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
     return [first + timedelta(days=i) for i in range((nxt - first).days)]
 
 
 def checks_exactly_once(engine: Engine, first: date, seed: int) -> list[Verdict]:
-    days = _month_days(first)
+    days = month_days(first)
     with engine.connect() as conn:
         customers = conn.execute(
             text("SELECT id, account_number, is_active FROM customers")
@@ -96,7 +96,7 @@ def recompute_qualifications(
     engine: Engine, first: date, threshold: Decimal
 ) -> tuple[Verdict, set[Any]]:
     """Python's own answer: every calendar day >= threshold, active, valid mobile."""
-    days = _month_days(first)
+    days = month_days(first)
     with engine.connect() as conn:
         customers = conn.execute(
             text("SELECT id, is_active, phone_number, anonymised_at FROM customers")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ["tests.sms_fixtures"]
 
 
 @pytest.mark.slow
@@ -39,8 +40,6 @@ def test_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:
 
 
 # --- regressions the chaos run found -------------------------------------------------
-
-pytest_plugins = ["tests.sms_fixtures"]
 
 
 class _ReconcilerStrikesWhileWaiting:
