@@ -215,3 +215,13 @@ def _find(obj: Any, needle: str, path: str = "") -> list[str]:
     elif needle in str(obj):
         out.append(f"{path}={str(obj)[:200]}")
     return out
+
+
+def test_command_line_arguments_are_filtered() -> None:
+    from app.observability.sentry import scrub_event
+
+    event = {"extra": {"sys.argv": ["premium-notify", "gdpr", "export", "--account", "ACC1"]}}
+    scrubbed = scrub_event(event)
+    assert scrubbed["extra"]["sys.argv"][0] == "premium-notify"
+    assert "ACC1" not in str(scrubbed)
+    assert len(scrubbed["extra"]["sys.argv"]) == 5

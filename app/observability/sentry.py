@@ -45,6 +45,11 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
     breadcrumbs, log messages).
     """
     known = _sensitive_values(event)
+    extra = event.get("extra")
+    if isinstance(extra, dict) and isinstance(extra.get("sys.argv"), list) and extra["sys.argv"]:
+        # A command line may carry a secret or an account (the SDK adds sys.argv).
+        argv = extra["sys.argv"]
+        extra["sys.argv"] = [argv[0], *([FILTERED] * (len(argv) - 1))]
     for section in _DATA_SECTIONS:
         if section in event:
             event[section] = scrub_data(event[section])
