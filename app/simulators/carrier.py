@@ -36,6 +36,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from app.simulators.background import BackgroundServer
 from app.sms.segments import analyze
 
 API = "/2010-04-01/Accounts/{account}"
@@ -453,43 +454,20 @@ class CarrierSimulator:
         return web.json_response({"ok": True})
 
 
-class SimulatorThread:
+class SimulatorThread(BackgroundServer):
     """Runs a simulator on 127.0.0.1 in a background thread (tests, benchmarks)."""
 
     def __init__(self, config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0):
         self.simulator = CarrierSimulator(config)
-        self.host, self.port = host, port
-        self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        super().__init__(self.simulator.app(), host, port)
 
     @property
     def state(self) -> CarrierState:
         return self.simulator.state
 
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
     def start(self) -> SimulatorThread:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        self.start_server()
         return self
-
-    async def _start(self) -> None:
-        self._runner = web.AppRunner(self.simulator.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
 
 
 def serve(config: SimConfig, host: str = "127.0.0.1", port: int = 8089) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -26,6 +25,8 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
+
+from app.simulators.background import BackgroundServer
 
 BATCH_PATH = "/v1/balances:batch"
 MAX_BATCH = 5000
@@ -184,43 +185,20 @@ class CoreBankingSimulator:
         return web.json_response({"ok": True})
 
 
-class CoreBankingThread:
+class CoreBankingThread(BackgroundServer):
     """Runs the simulator on 127.0.0.1 in a background thread (tests, benchmarks)."""
 
     def __init__(self, config: CoreBankingConfig | None = None, port: int = 0) -> None:
         self.simulator = CoreBankingSimulator(config)
-        self.host, self.port = "127.0.0.1", port
-        self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        super().__init__(self.simulator.app(), "127.0.0.1", port)
 
     @property
     def config(self) -> CoreBankingConfig:
         return self.simulator.config
 
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
     def start(self) -> CoreBankingThread:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        self.start_server()
         return self
-
-    async def _start(self) -> None:
-        self._runner = web.AppRunner(self.simulator.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
 
 
 def serve(config: CoreBankingConfig, host: str = "127.0.0.1", port: int = 8090) -> None:
