@@ -124,10 +124,20 @@ def pipeline(engine, env: dict[str, str], day: date, source: str, shards: int) -
     dramatiq_bin = str(Path(sys.executable).with_name("dramatiq"))
     workers = [
         subprocess.Popen(
-            [dramatiq_bin, "worker.tasks", "--processes", "1", "--threads", "2",
-             "--queues", "balances"],
-            cwd=ROOT, env={**env, "METRICS_PORT": str(free_port())},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                dramatiq_bin,
+                "worker.tasks",
+                "--processes",
+                "1",
+                "--threads",
+                "2",
+                "--queues",
+                "balances",
+            ],
+            cwd=ROOT,
+            env={**env, "METRICS_PORT": str(free_port())},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )  # fmt: skip
         for _ in range(2)
     ]

@@ -36,20 +36,11 @@ import psycopg2  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.db import session as db_session  # noqa: E402
+from scripts.benchdb import admin, connect, drop, recreate  # noqa: E402
 
 DB = "pn_bench_delivery"
 ACCOUNT, TOKEN, SENDER = "AC" + "2" * 32, "bench-token", "+15005550006"
 FAILING = ("+15005550010", "+15005550011", "+15005550012")
-
-
-def admin(url: str) -> psycopg2.extensions.connection:
-    conn = psycopg2.connect(
-        make_url(url)
-        .set(drivername="postgresql", database="postgres")
-        .render_as_string(hide_password=False)
-    )
-    conn.autocommit = True
-    return conn
 
 
 def load(conn: psycopg2.extensions.connection, n: int, submitted_at: datetime) -> list[tuple]:
@@ -155,8 +146,7 @@ def main() -> None:
     server = db_session.resolve_database_url()
     url = make_url(server).set(database=DB).render_as_string(hide_password=False)
     conn = admin(server)
-    conn.cursor().execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    conn.cursor().execute(f'CREATE DATABASE "{DB}"')
+    recreate(conn, DB)
     sim = SimulatorThread(SimConfig(account_sid=ACCOUNT, auth_token=TOKEN)).start()
     try:
         os.environ["DATABASE_URL"] = url
@@ -164,10 +154,7 @@ def main() -> None:
         from tests.conftest import migrate
 
         migrate(url)
-        bench = psycopg2.connect(
-            make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        )
-        bench.autocommit = True
+        bench = connect(url)
         cur = bench.cursor()
         now = datetime.now(UTC).replace(tzinfo=None)
         submitted_at = max(now - timedelta(minutes=30), now.replace(hour=0, minute=0, second=1))
@@ -208,7 +195,7 @@ def main() -> None:
         sim.stop()
         db_session.set_engine(None)
         if not args.keep:
-            conn.cursor().execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+            drop(conn, DB)
 
 
 if __name__ == "__main__":

@@ -35,20 +35,11 @@ import requests  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.db import session as db_session  # noqa: E402
+from scripts.benchdb import admin, connect, drop, recreate  # noqa: E402
 
 DB = "pn_bench_notifications"
 ACCOUNT, TOKEN, SENDER = "AC" + "0" * 32, "bench-token", "+15005550006"
 MONTH_A, MONTH_B = date(2026, 10, 1), date(2026, 9, 1)
-
-
-def admin(url: str) -> psycopg2.extensions.connection:
-    conn = psycopg2.connect(
-        make_url(url)
-        .set(drivername="postgresql", database="postgres")
-        .render_as_string(hide_password=False)
-    )
-    conn.autocommit = True
-    return conn
 
 
 def load(conn: psycopg2.extensions.connection, n: int, month: date, offset: int) -> None:
@@ -175,18 +166,6 @@ def send_month(base: str, month: date, threads: int, limiter: object) -> tuple[f
     return prepare_seconds[0], time.perf_counter() - t, submitted[0]
 
 
-def max_in_any_second(accepts: list[tuple[float, int]]) -> int:
-    accepts = sorted(accepts)
-    best, j, total = 0, 0, 0
-    for i in range(len(accepts)):
-        while j < len(accepts) and accepts[j][0] < accepts[i][0] + 1.0:
-            total += accepts[j][1]
-            j += 1
-        best = max(best, total)
-        total -= accepts[i][1]
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="notifications in (a)")
@@ -214,17 +193,13 @@ def main() -> None:
           f"(b) {limited_n:,} at {args.mps} segments/s")  # fmt: skip
 
     conn = admin(server)
-    conn.cursor().execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    conn.cursor().execute(f'CREATE DATABASE "{DB}"')
+    recreate(conn, DB)
     sim = start_simulator(port)
     try:
         from tests.conftest import migrate
 
         migrate(url)
-        bench = psycopg2.connect(
-            make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        )
-        bench.autocommit = True
+        bench = connect(url)
         load(bench, args.n, MONTH_A, 0)
         load(bench, limited_n, MONTH_B, args.n)
         engine = db_session.build_engine(url)
@@ -251,13 +226,17 @@ def main() -> None:
         segments = sum(s for _, s in accepts)
         span = max(t for t, _ in accepts) - min(t for t, _ in accepts)
         achieved = segments / span if span else float("nan")
+        from app.simulators.carrier import max_in_any_second
+
         peak = max_in_any_second(accepts)
 
         print()
         print(f"results (threads {args.threads}, limiter {type(limiter).__name__}):")
         print(f"  reference  raw SDK creates                    {raw:8.0f} msg/s")
-        print(f"  (a) {submitted:,} prepared + sent in {elapsed:6.1f} s (prepare {prep:5.1f} s,"
-              f" overlapped) = {e2e:6.0f} msg/s   {e2e / raw:5.2f}x raw [target >= 0.8]")  # noqa: E501
+        print(
+            f"  (a) {submitted:,} prepared + sent in {elapsed:6.1f} s (prepare {prep:5.1f} s,"
+            f" overlapped) = {e2e:6.0f} msg/s   {e2e / raw:5.2f}x raw [target >= 0.8]"
+        )  # noqa: E501
         print(f"  (b) {sent_b:,} messages, {segments:,} segments: achieved {achieved:7.1f} seg/s"
               f"   {achieved / args.mps:5.3f}x limit [target >= 0.95]")  # fmt: skip
         print(f"      most segments in any one-second window    {peak:8d}"
@@ -269,7 +248,7 @@ def main() -> None:
         sim.terminate()
         sim.wait(10)
         if not args.keep:
-            conn.cursor().execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+            drop(conn, DB)
         conn.close()
 
 

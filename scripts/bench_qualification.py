@@ -29,6 +29,7 @@ import psycopg2  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.db import session as db_session  # noqa: E402
+from scripts.benchdb import admin, connect, drop, recreate  # noqa: E402
 
 DB = "pn_bench_qualification"
 
@@ -50,16 +51,6 @@ WHERE c.is_active = TRUE
 GROUP BY c.id, c.phone_number
 HAVING COUNT(dbc.id) > 0
 """
-
-
-def admin(url: str) -> psycopg2.extensions.connection:
-    conn = psycopg2.connect(
-        make_url(url)
-        .set(drivername="postgresql", database="postgres")
-        .render_as_string(hide_password=False)
-    )
-    conn.autocommit = True
-    return conn
 
 
 def step(label: str) -> float:
@@ -177,18 +168,14 @@ def main() -> None:
     )
 
     conn = admin(server)
-    conn.cursor().execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    conn.cursor().execute(f'CREATE DATABASE "{DB}"')
+    recreate(conn, DB)
     try:
         os.environ["DATABASE_URL"] = url
         get_settings.cache_clear()
         from tests.conftest import migrate
 
         migrate(url)
-        bench = psycopg2.connect(
-            make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        )
-        bench.autocommit = True
+        bench = connect(url)
         load(bench, args.customers, month.first.isoformat(), month.days)
 
         seed_sql = SEED_SELECT.format(year=month.year, month=month.month)
@@ -257,7 +244,7 @@ def main() -> None:
         bench.close()
     finally:
         if not args.keep:
-            conn.cursor().execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+            drop(conn, DB)
         conn.close()
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.config import PROJECT_ROOT, get_settings
 from app.db.session import session_scope
-from app.simulators.carrier import SimulatorThread
+from app.simulators.carrier import SimulatorThread, max_in_any_second
 from app.sms.outbox import prepare_month
 from app.sms.sending import LocalSegmentLimiter, Sender
 from tests.factories import create_customer, create_qualification
@@ -28,18 +28,6 @@ from tests.sms_helpers import ACCOUNT, MONTH, SENDER, TOKEN, client_for, outbox
 from worker.ratelimit import KEY, SegmentRateLimiter, segment_limiter
 
 pytest_plugins = ["tests.sms_fixtures"]
-
-
-def max_in_any_second(accepts: list[tuple[float, int]]) -> int:
-    accepts = sorted(accepts)
-    best, j, total = 0, 0, 0
-    for i in range(len(accepts)):
-        while j < len(accepts) and accepts[j][0] < accepts[i][0] + 1.0:
-            total += accepts[j][1]
-            j += 1
-        best = max(best, total)
-        total -= accepts[i][1]
-    return best
 
 
 def _customers(session: Session, n: int) -> int:

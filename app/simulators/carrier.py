@@ -252,6 +252,20 @@ def _matches_sent(sent: float | None, op: str, bound: datetime | date) -> bool:
     return at.date() == (bound.date() if isinstance(bound, datetime) else bound)
 
 
+def max_in_any_second(accepts: list[tuple[float, int]]) -> int:
+    """The most segments accepted in any one-second window [t, t + 1) of (time, segments)
+    pairs: how a carrier would judge a segments-per-second limit."""
+    accepts = sorted(accepts)
+    best, j, total = 0, 0, 0
+    for i in range(len(accepts)):
+        while j < len(accepts) and accepts[j][0] < accepts[i][0] + 1.0:
+            total += accepts[j][1]
+            j += 1
+        best = max(best, total)
+        total -= accepts[i][1]
+    return best
+
+
 class CarrierSimulator:
     """The aiohttp application around a ``CarrierState``."""
 
