@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 
 import pytest
@@ -327,6 +328,28 @@ def test_audit_trigger_writes_one_row_per_updated_check(session: Session) -> Non
     assert len(updates) == 2
     assert all(r.old_values["balance"] == 100.00 for r in updates)
     assert all(r.new_values["balance"] == 20000 for r in updates)
+
+
+def test_bulk_tables_get_time_ordered_ids_and_customers_random_ones(session: Session) -> None:
+    """Migration 0002: UUIDv7 ids (version 7, RFC 9562 variant, in creation order) for
+    the bulk-written tables and their audit rows; customers keep random (v4) ids."""
+    customers = [create_customer(session) for _ in range(3)]
+    checks = []
+    for day in range(1, 4):
+        checks.append(create_check(session, customers[0], check_date=date(2026, 10, day)))
+        session.flush()
+        session.execute(text("SELECT pg_sleep(0.002)"))  # the next millisecond
+    session.commit()
+    assert {c.id.version for c in customers} == {4}
+    assert [c.id.version for c in checks] == [7, 7, 7]
+    assert all(c.id.variant == uuid.RFC_4122 for c in checks)
+    assert [c.id for c in checks] == sorted(c.id for c in checks)
+    audited = session.execute(text("SELECT id FROM audit_log")).scalars().all()
+    assert audited and {a.version for a in audited} == {7}
+    stamp_ms = session.execute(
+        text("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+    ).scalar_one()
+    assert 0 <= stamp_ms - (checks[-1].id.int >> 80) < 60_000  # leading 48 bits: Unix ms
 
 
 def test_audit_log_is_append_only(session: Session) -> None:

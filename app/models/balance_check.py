@@ -29,7 +29,7 @@ class DailyBalanceCheck(Base):
 
     __tablename__ = "daily_balance_checks"
 
-    id: Mapped[uuid.UUID] = uuid_pk()
+    id: Mapped[uuid.UUID] = uuid_pk(time_ordered=True)
     customer_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("customers.id"), nullable=False
     )

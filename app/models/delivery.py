@@ -15,7 +15,7 @@ class DeliveryStatus(Base):
 
     __tablename__ = "delivery_status"
 
-    id: Mapped[uuid.UUID] = uuid_pk()
+    id: Mapped[uuid.UUID] = uuid_pk(time_ordered=True)
     notification_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("notifications.id", ondelete="CASCADE"), nullable=False
     )

@@ -15,7 +15,7 @@ class MonthlyQualification(Base):
 
     __tablename__ = "monthly_qualifications"
 
-    id: Mapped[uuid.UUID] = uuid_pk()
+    id: Mapped[uuid.UUID] = uuid_pk(time_ordered=True)
     customer_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("customers.id"), nullable=False
     )

@@ -16,7 +16,7 @@ class SystemEvent(Base):
 
     __tablename__ = "system_events"
 
-    id: Mapped[uuid.UUID] = uuid_pk()
+    id: Mapped[uuid.UUID] = uuid_pk(time_ordered=True)
     event_type: Mapped[str] = mapped_column(String(100), nullable=False)
     severity: Mapped[str | None] = mapped_column(String(50))
     service_name: Mapped[str | None] = mapped_column(String(100))

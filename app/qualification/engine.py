@@ -84,6 +84,10 @@ _INSERT = text(
         WHERE NOT EXISTS (
             SELECT 1 FROM monthly_qualifications mq
             WHERE mq.customer_id = d.customer_id AND mq.qualification_month = :first)
+        -- In key order, the UNIQUE (customer_id, qualification_month) index and the
+        -- foreign-key probes walk their btrees leaf by leaf instead of at random (the
+        -- hash aggregate's output order): measured 10 % of the run at 200,000 rows.
+        ORDER BY d.customer_id
         ON CONFLICT (customer_id, qualification_month) DO NOTHING
         RETURNING qualified, disqualification_reason
     )
