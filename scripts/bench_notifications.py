@@ -5,8 +5,9 @@ against the carrier simulator in its own process, in the same run:
 
   reference  the raw twilio SDK alone: T threads calling messages.create on the simulator;
   (a)        the whole pipeline with no rate limit: prepare the month's outbox (chunk by
-             chunk, as the prepare_month actor does) while sending it
-             with T threads of Sender (claim, carrier call, record), N notifications;
+             chunk, in another process, as the prepare_month actor does on the 'outbox'
+             queue) while T threads of Sender (claim, carrier call, record) send it,
+             N notifications;
              target >= 0.8 of the reference's rate;
   (b)        with SMS_MPS = M (segments/s): the achieved rate at the carrier and the most
              segments the carrier accepted in any one-second window (from its own accept
@@ -18,6 +19,7 @@ The limiter of (b) is the Redis one when REDIS_URL is set, else the in-process o
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import queue
 import socket
@@ -27,6 +29,7 @@ import threading
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -115,31 +118,38 @@ def run_threads(fn: object, threads: int) -> None:
         th.join()
 
 
+def _prepare_process(month: date, batches: Any, done: Any, seconds: Any) -> None:
+    """The prepare_month actor's work, in its own process (the 'outbox' queue's worker).
+
+    Each chunk's batches are handed to the senders right after the chunk's commit.
+    """
+    from app.sms.outbox import prepare_streaming
+
+    t0 = time.perf_counter()
+    try:
+        prepare_streaming(month, lambda ids: [batches.put(b) for b in ids], triggered_by="bench")
+    finally:
+        seconds.value = time.perf_counter() - t0
+        done.set()
+
+
 def send_month(base: str, month: date, threads: int, limiter: object) -> tuple[float, float, int]:
     """(prepare seconds, prepare-to-last-send seconds, submitted) for one month.
 
-    As in production (the prepare_month actor): the outbox is prepared chunk by chunk
-    and each chunk's batches go to the sender threads right after its commit, so
+    As in production: the outbox is prepared chunk by chunk in another process (the
+    prepare_month actor runs on the 'outbox' queue, not in the senders' process) and
+    each chunk's batches go to the T sender threads of this process as they commit, so
     sending overlaps preparing.
     """
     from app.sms.carrier import CarrierClient
-    from app.sms.outbox import prepare_streaming
     from app.sms.sending import Sender
 
-    work: queue.Queue[object] = queue.Queue()
-    prepared = threading.Event()
-    prepare_seconds = [0.0]
+    ctx = multiprocessing.get_context("spawn")
+    work = ctx.Queue()
+    prepared = ctx.Event()
+    prepare_seconds = ctx.Value("d", 0.0)
     submitted = [0]
     lock = threading.Lock()
-
-    def producer() -> None:
-        t0 = time.perf_counter()
-        try:
-            prepare_streaming(month, lambda batches: [work.put(b) for b in batches],
-                              triggered_by="bench")  # fmt: skip
-        finally:
-            prepare_seconds[0] = time.perf_counter() - t0
-            prepared.set()
 
     def worker() -> None:
         client = CarrierClient(ACCOUNT, TOKEN, sender=SENDER, base_url=base, timeout=10)
@@ -152,18 +162,20 @@ def send_month(base: str, month: date, threads: int, limiter: object) -> tuple[f
                 if prepared.is_set() and work.empty():
                     return
                 continue
-            outcome = sender.send_batch(batch)  # type: ignore[arg-type]
+            outcome = sender.send_batch(batch)
             with lock:
                 submitted[0] += outcome.submitted
             if outcome.defer_seconds is not None:
                 work.put(batch)
 
     t = time.perf_counter()
-    feeder = threading.Thread(target=producer)
-    feeder.start()
+    producer = ctx.Process(target=_prepare_process, args=(month, work, prepared, prepare_seconds))
+    producer.start()
     run_threads(worker, threads)
-    feeder.join()
-    return prepare_seconds[0], time.perf_counter() - t, submitted[0]
+    producer.join()
+    if producer.exitcode != 0:
+        raise RuntimeError(f"the prepare process failed (exit code {producer.exitcode})")
+    return prepare_seconds.value, time.perf_counter() - t, submitted[0]
 
 
 def main() -> None:

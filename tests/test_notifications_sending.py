@@ -195,6 +195,7 @@ def test_dramatiq_actors_prepare_and_send(session: Session, sms_env: SimulatorTh
     worker.start()
     try:
         prepare_actor.send("2026-10")
+        broker.join("outbox", timeout=20_000)
         broker.join("sms", timeout=20_000)
         worker.join()
     finally:

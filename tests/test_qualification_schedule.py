@@ -74,7 +74,8 @@ def stub_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubBroker]:
 
 
 def _sms_messages(broker: StubBroker) -> list[dramatiq.Message[Any]]:
-    queue = broker.queues["sms"]
+    """The messages that start the SMS stage (on the 'outbox' queue)."""
+    queue = broker.queues["outbox"]
     messages = []
     while not queue.empty():
         messages.append(dramatiq.Message.decode(queue.get_nowait()))

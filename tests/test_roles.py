@@ -65,6 +65,42 @@ def test_worker_can_write_business_rows_and_append_audit(applied: Engine) -> Non
     _allowed(applied, NAMES.worker, "SELECT count(*) FROM audit_log")
 
 
+def test_worker_can_run_the_qualification_statements(applied: Engine) -> None:
+    """The run decides into a temporary table: the worker role may, even where the
+    database no longer grants TEMPORARY to PUBLIC."""
+    from datetime import date
+
+    from sqlalchemy.orm import Session
+
+    from app.qualification import engine as qualification
+    from app.qualification.months import Month
+
+    with applied.begin() as conn:
+        database = conn.scalar(text("SELECT current_database()"))
+        customer = conn.scalar(text("SELECT id FROM customers WHERE account_number = 'R1'"))
+        conn.execute(
+            text(
+                "INSERT INTO daily_balance_checks (customer_id, check_date, balance,"
+                " passes_threshold, check_timestamp) VALUES (:c, :d, 20000, true, now())"
+            ),
+            {"c": customer, "d": date(2026, 2, 1)},
+        )
+        conn.execute(text(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC'))
+    try:
+        with applied.connect() as conn, conn.begin() as tx:
+            conn.execute(text(f"SET LOCAL ROLE {NAMES.worker}"))
+            with Session(bind=conn) as session:
+                tally = qualification.insert_month(
+                    session, Month.parse("2026-02"), __import__("uuid").uuid4()
+                )
+            assert (tally.rows, tally.qualified) == (1, 0)
+            assert tally.reasons["MISSING_DATA"] == 1
+            tx.rollback()
+    finally:
+        with applied.begin() as conn:
+            conn.execute(text(f'GRANT TEMPORARY ON DATABASE "{database}" TO PUBLIC'))
+
+
 @pytest.mark.parametrize("maintenance", [False, True])
 def test_worker_cannot_change_or_delete_audit_rows(applied: Engine, maintenance: bool) -> None:
     for sql in (

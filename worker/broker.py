@@ -33,7 +33,7 @@ from worker.metrics_middleware import (
 )
 
 # Queues are split by stage so worker pools can be sized apart (docker/compose.yaml).
-QUEUES = ("balances", "qualification", "sms", "delivery", "maintenance")
+QUEUES = ("balances", "qualification", "outbox", "sms", "delivery", "maintenance")
 
 _redis_client: Any = None
 

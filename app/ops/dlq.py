@@ -25,7 +25,7 @@ from typing import Any
 
 NAMESPACE = "dramatiq"
 # The queues worker/broker.py declares (kept here so app/ does not import the worker).
-QUEUES = ("balances", "qualification", "sms", "delivery", "maintenance")
+QUEUES = ("balances", "qualification", "outbox", "sms", "delivery", "maintenance")
 
 
 class DLQError(ValueError):

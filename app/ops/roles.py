@@ -106,6 +106,9 @@ def statements(names: RoleNames, database: str, schema: str = "public") -> list[
         f"GRANT SELECT, INSERT ON audit_log TO {w}",
         f"GRANT SELECT ON {archives}, alembic_version TO {w}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {w}",
+        # The qualification run decides into a transaction-local table (even where a
+        # hardened database has revoked TEMPORARY from PUBLIC).
+        f'GRANT TEMPORARY ON DATABASE "{database}" TO {w}',
         # maintenance = worker + archives + the audit bypass
         f"GRANT {w} TO {m}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON {archives} TO {m}",

@@ -1,8 +1,9 @@
 """The set-based qualification statements (DESIGN.md decisions 4 and 6).
 
-One statement decides and writes the whole month: the month's checks are aggregated per
-customer first (a sargable ``check_date`` range, read once), then joined to the 1-row-
-per-customer ``customers`` table for the stored phone verdict and the active flag. The
+One set-based statement decides the whole month and one writes it (no per-customer
+loop): the month's checks are aggregated per customer first (a sargable ``check_date``
+range, read once), then joined to the 1-row-per-customer ``customers`` table for the
+stored phone verdict and the active flag. The
 seed's query (section 6.1) instead filters with EXTRACT, joins 30 rows per customer
 before grouping, and counts only the days that were checked.
 
@@ -68,26 +69,39 @@ def _counts(alias: str) -> str:
     return f"count(*) AS rows, count(*) FILTER (WHERE {alias}.qualified) AS qualified, {reasons}"
 
 
+# Deciding and writing are two statements in one transaction: PostgreSQL runs no part
+# of an INSERT ... SELECT in parallel, but it does run CREATE TABLE AS in parallel, and
+# the aggregate over the month's checks is most of the deciding. The decisions go to a
+# table private to the transaction (dropped at its commit or rollback), then one INSERT
+# writes them. Measured: docs/qualification.md (benchmark).
+_DECIDED = "qualification_decided"
+_DECIDE_INTO = text(
+    f"""
+    CREATE TEMPORARY TABLE {_DECIDED} ON COMMIT DROP AS
+    WITH {_DAYS_CTE}
+    SELECT d.customer_id, {_DECISION}
+    FROM days d JOIN customers c ON c.id = d.customer_id
+    -- One anti-join instead of a conflict probe per existing row makes re-runs cheap.
+    WHERE NOT EXISTS (
+        SELECT 1 FROM monthly_qualifications mq
+        WHERE mq.customer_id = d.customer_id AND mq.qualification_month = :first)
+    """
+)
 _INSERT = text(
     f"""
-    WITH {_DAYS_CTE},
-    written AS (
+    WITH written AS (
         INSERT INTO monthly_qualifications
             (customer_id, qualification_month, qualified, qualifying_days,
              total_days_in_month, disqualification_reason, phone_number_validated,
              calculated_at, correlation_id)
-        SELECT d.customer_id, CAST(:first AS date), {_DECISION},
+        SELECT x.customer_id, CAST(:first AS date), x.qualified, x.qualifying_days,
+               x.total_days_in_month, x.disqualification_reason, x.phone_number_validated,
                LOCALTIMESTAMP, CAST(:correlation_id AS uuid)
-        FROM days d JOIN customers c ON c.id = d.customer_id
-        -- One anti-join instead of a conflict probe per existing row makes re-runs
-        -- cheap; ON CONFLICT still settles a race with a concurrent writer.
-        WHERE NOT EXISTS (
-            SELECT 1 FROM monthly_qualifications mq
-            WHERE mq.customer_id = d.customer_id AND mq.qualification_month = :first)
+        FROM {_DECIDED} x
         -- In key order, the UNIQUE (customer_id, qualification_month) index and the
-        -- foreign-key probes walk their btrees leaf by leaf instead of at random (the
-        -- hash aggregate's output order): measured 10 % of the run at 200,000 rows.
-        ORDER BY d.customer_id
+        -- foreign-key probes walk their btrees leaf by leaf instead of at random.
+        ORDER BY x.customer_id
+        -- The month's advisory lock already serialises writers; this settles any race.
         ON CONFLICT (customer_id, qualification_month) DO NOTHING
         RETURNING qualified, disqualification_reason
     )
@@ -130,10 +144,10 @@ _RECOMPUTE = text(
 
 _MONTH_TOTALS = text(
     f"""
-    SELECT {_counts("mq")},
-           count(*) FILTER (WHERE EXISTS (
-               SELECT 1 FROM notifications n WHERE n.qualification_id = mq.id)) AS notified
+    SELECT {_counts("mq")}, count(n.qualification_id) AS notified
     FROM monthly_qualifications mq
+    -- A join, not EXISTS per row: notifications.qualification_id is UNIQUE.
+    LEFT JOIN notifications n ON n.qualification_id = mq.id
     WHERE mq.qualification_month = :first
     """
 )
@@ -207,7 +221,10 @@ def prepare_transaction(
 
 def insert_month(session: Session, month: Month, correlation_id: uuid.UUID) -> Tally:
     """Decide and write every evaluated customer that has no row for the month yet."""
-    return Tally.from_row(session.execute(_INSERT, _params(month, correlation_id)).one())
+    params = _params(month, correlation_id)
+    session.execute(text(f"DROP TABLE IF EXISTS pg_temp.{_DECIDED}"))
+    session.execute(_DECIDE_INTO, params)
+    return Tally.from_row(session.execute(_INSERT, params).one())
 
 
 def recompute_month(session: Session, month: Month, correlation_id: uuid.UUID) -> Tally:

@@ -55,7 +55,10 @@ def _enqueue_batches(batches: list[uuid.UUID] | set[uuid.UUID]) -> None:
         send_batch.send_with_options(args=(str(batch),), delay=int(delay * 1000) if delay else None)
 
 
-@dramatiq.actor(actor_name="notifications.prepare_month", queue_name="sms", max_retries=5)
+# Its own queue, consumed by the general workers, not by the senders: preparing is
+# database and template work, and in a sender process it would hold the interpreter
+# lock between a rate-limit grant and its carrier call (docs/sms.md, rate limit).
+@dramatiq.actor(actor_name="notifications.prepare_month", queue_name="outbox", max_retries=5)
 def prepare_month(month: str) -> None:
     first_day = parse_month(month)
     try:

@@ -21,7 +21,7 @@ from app.qualification.months import Month, MonthNotClosed, QualificationError
 log = logging.getLogger(__name__)
 
 PREPARE_ACTOR = "notifications.prepare_month"
-PREPARE_QUEUE = "sms"
+PREPARE_QUEUE = "outbox"
 
 
 def _kick_cron() -> str:
@@ -52,7 +52,7 @@ def start_notification_stage(month: str) -> None:
     """Enqueue ``notifications.prepare_month(month)`` (after the run's commit), then note it.
 
     The SMS stage's actor may live in a module this worker did not import; the message
-    is then sent by name, and the worker that consumes the 'sms' queue runs it.
+    is then sent by name, and the worker that consumes the 'outbox' queue runs it.
     """
     broker = dramatiq.get_broker()
     try:
