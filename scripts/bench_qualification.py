@@ -129,6 +129,24 @@ def load(conn: psycopg2.extensions.connection, customers: int, first: str, days:
     print(f"    {time.perf_counter() - t:.1f} s")
 
 
+def loaded_customers(conn: psycopg2.extensions.connection, url: str) -> int | None:
+    """Customers in a kept bench database, None when there is none."""
+    cur = conn.cursor()
+    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,))
+    if cur.fetchone() is None:
+        return None
+    kept = connect(url)
+    try:
+        cur = kept.cursor()
+        cur.execute("SELECT to_regclass('customers') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return None
+        cur.execute("SELECT count(*) FROM customers")
+        return int(cur.fetchone()[0])
+    finally:
+        kept.close()
+
+
 def explain_ms(
     conn: psycopg2.extensions.connection, sql: str, params: dict[str, object], work_mem: str | None
 ) -> float:
@@ -152,6 +170,13 @@ def main() -> None:
     parser.add_argument("--month", default="2026-09", help="a closed 30-day month")
     parser.add_argument("--repeat", type=int, default=3, help="timings are best of N")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="time again on a database kept by --keep with the same --customers (add --keep "
+        "to keep it again): skips the load, deletes the month's qualification rows first "
+        "(their audit rows stay)",
+    )
     args = parser.parse_args()
 
     from app.config import get_settings
@@ -168,7 +193,9 @@ def main() -> None:
     )
 
     conn = admin(server)
-    recreate(conn, DB)
+    reused = args.reuse and loaded_customers(conn, url) == args.customers
+    if not reused:
+        recreate(conn, DB)
     try:
         os.environ["DATABASE_URL"] = url
         get_settings.cache_clear()
@@ -176,7 +203,17 @@ def main() -> None:
 
         migrate(url)
         bench = connect(url)
-        load(bench, args.customers, month.first.isoformat(), month.days)
+        if reused:
+            print("  reusing the kept database: the month's qualification rows deleted")
+            cur = bench.cursor()
+            cur.execute(
+                "DELETE FROM monthly_qualifications WHERE qualification_month = %s",
+                (month.first,),
+            )
+            cur.execute("VACUUM ANALYZE monthly_qualifications")
+            cur.execute("CHECKPOINT")
+        else:
+            load(bench, args.customers, month.first.isoformat(), month.days)
 
         seed_sql = SEED_SELECT.format(year=month.year, month=month.month)
         params = {
