@@ -6,11 +6,13 @@ import json
 from datetime import date
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from app.cli.main import cli
 from app.config import get_settings
-from app.sms.segments import Encoding, analyze, split_parts
+from app.sms.segments import GSM7_ALL, Encoding, analyze, analyze_by_units, split_parts
 from app.sms.templates import TemplateError, check_length, get_template
 
 
@@ -38,6 +40,21 @@ from app.sms.templates import TemplateError, check_length, get_template
 def test_counts(text: str, encoding: Encoding, characters: int, segments: int) -> None:
     info = analyze(text)
     assert (info.encoding, info.characters, info.segments) == (encoding, characters, segments)
+
+
+# Texts mixing GSM-7 basic, extension, Hebrew and astral characters, at part boundaries.
+_MIXED = st.text(
+    alphabet=st.sampled_from(sorted(GSM7_ALL) + ["א", "ש", "ç", "😀", "𝄞"]), max_size=420
+) | st.text(alphabet="אשçab €{😀", max_size=420)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_MIXED)
+@example("a" * 306)  # exact multiples of a part
+@example("א" * 134)
+@example("a" * 152 + "€")  # an escape that would straddle the first part boundary
+def test_fast_path_agrees_with_filling_parts_unit_by_unit(text: str) -> None:
+    assert analyze(text) == analyze_by_units(text)
 
 
 def test_escape_is_never_split_across_parts() -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Table, select, text, update
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -183,28 +183,38 @@ def prepare_month(
     triggered_by: str = "worker",
     settings: Settings | None = None,
     limit: int | None = None,
+    count_waiting: bool = True,
 ) -> PrepareResult:
-    """Insert the month's outbox rows (or, dry run, only count them). Never commits."""
+    """Insert the month's outbox rows (or, dry run, only count them). Never commits.
+
+    ``count_waiting``: also count the Queued rows of earlier prepares (``already_queued``);
+    the streaming prepare asks only in its first chunk, before it has queued any itself.
+    """
     settings = settings or get_settings()
     exists = session.scalar(
-        select(MonthlyQualification.id).where(MonthlyQualification.qualification_month == month)
+        select(MonthlyQualification.id)
+        .where(MonthlyQualification.qualification_month == month)
+        .limit(1)  # without it the driver fetches every id of the month first
     )
     if exists is None:
         raise OutboxError(f"no qualification results for {month_key(month)}: qualify it first")
     template = get_template(settings=settings)
     planned = plan_month(session, month, template, settings, limit)
-    waiting = session.execute(
-        select(Notification.segment_count)
-        .join(MonthlyQualification, MonthlyQualification.id == Notification.qualification_id)
-        .where(
-            MonthlyQualification.qualification_month == month,
-            Notification.submission_status == SubmissionStatus.QUEUED,
-        )
-    ).all()
     result = PrepareResult(month_key(month), None, None, dry_run)
     result.planned = len(planned)
-    result.already_queued = len(waiting)
-    result.already_queued_segments = sum(s or 1 for (s,) in waiting)
+    if count_waiting:
+        waiting, waiting_segments = session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(func.coalesce(Notification.segment_count, 1)), 0),
+            )
+            .join(MonthlyQualification, MonthlyQualification.id == Notification.qualification_id)
+            .where(
+                MonthlyQualification.qualification_month == month,
+                Notification.submission_status == SubmissionStatus.QUEUED,
+            )
+        ).one()
+        result.already_queued, result.already_queued_segments = waiting, waiting_segments
     to_send = [p for p in planned if p.skip_reason is None]
     result.queued = len(to_send)
     result.segments = sum(p.segments for p in to_send)
@@ -306,7 +316,12 @@ def prepare_streaming(
     while True:
         with session_scope() as session:
             part = prepare_month(
-                session, month, triggered_by=triggered_by, settings=settings, limit=chunk_rows
+                session,
+                month,
+                triggered_by=triggered_by,
+                settings=settings,
+                limit=chunk_rows,
+                count_waiting=first,
             )
         on_batches(part.batches)
         total.month, total.run_id, total.correlation_id = (

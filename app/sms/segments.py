@@ -21,6 +21,7 @@ GSM7_BASIC = frozenset(
 )
 # The extension table: ESC + char, two septets each.
 GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
 
 GSM7_SINGLE, GSM7_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
@@ -72,6 +73,24 @@ def _count_parts(costs: list[int], part_size: int) -> int:
 
 def analyze(text: str) -> SegmentInfo:
     """Encoding, length in units and number of segments of ``text``."""
+    # Fast path (the outbox analyses every message): when every character costs one
+    # unit, which is all GSM-7 basic or all UCS-2 within the BMP, nothing can straddle
+    # a part boundary and the count is a division.
+    chars = set(text)
+    if chars <= GSM7_BASIC:
+        return _uniform(Encoding.GSM7, len(text), GSM7_SINGLE, GSM7_PART)
+    if not chars <= GSM7_ALL and max(chars) <= "\uffff":
+        return _uniform(Encoding.UCS2, len(text), UCS2_SINGLE, UCS2_PART)
+    return analyze_by_units(text)
+
+
+def _uniform(encoding: Encoding, total: int, single: int, part: int) -> SegmentInfo:
+    segments = 0 if total == 0 else 1 if total <= single else -(-total // part)
+    return SegmentInfo(encoding, total, segments)
+
+
+def analyze_by_units(text: str) -> SegmentInfo:
+    """``analyze`` by filling parts unit by unit (any text; the reference for the fast path)."""
     encoding, costs = unit_costs(text)
     total = sum(costs)
     single, part = (
