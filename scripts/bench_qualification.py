@@ -11,7 +11,8 @@ off for the load only, rebuilt after), then times, on the same data in the same 
 and prints each beside the seed's SELECT with the ratio. Targets: 2 <= 0.5x, 3 <= 3x.
 Queries are timed server-side with EXPLAIN (ANALYZE, TIMING OFF), so neither pays for
 shipping a million rows to Python; the seed's query is timed with the default work_mem
-and with the run's, and the faster is the reference.
+(as written: the seed sets nothing) and with the run's. The faster of the two is the
+reference ("x seed", the stricter); the ratio to the seed as written is printed beside.
 """
 
 from __future__ import annotations
@@ -174,8 +175,8 @@ def main() -> None:
         "--reuse",
         action="store_true",
         help="time again on a database kept by --keep with the same --customers (add --keep "
-        "to keep it again): skips the load, deletes the month's qualification rows first "
-        "(their audit rows stay)",
+        "to keep it again): skips the load and empties monthly_qualifications first "
+        "(audit rows of earlier runs stay)",
     )
     args = parser.parse_args()
 
@@ -204,13 +205,11 @@ def main() -> None:
         migrate(url)
         bench = connect(url)
         if reused:
-            print("  reusing the kept database: the month's qualification rows deleted")
+            # Emptied, not deleted from: the run then writes into fresh indexes, as the
+            # first run did (a bench database holds no other month and no outbox).
+            print("  reusing the kept database: monthly_qualifications emptied")
             cur = bench.cursor()
-            cur.execute(
-                "DELETE FROM monthly_qualifications WHERE qualification_month = %s",
-                (month.first,),
-            )
-            cur.execute("VACUUM ANALYZE monthly_qualifications")
+            cur.execute("TRUNCATE monthly_qualifications CASCADE")
             cur.execute("CHECKPOINT")
         else:
             load(bench, args.customers, month.first.isoformat(), month.days)
@@ -256,7 +255,10 @@ def main() -> None:
         audited = cur.fetchone()[0]
 
         def line(label: str, ms: float) -> str:
-            return f"  {label:<52} {ms / 1000:8.2f} s   {ms / reference:5.2f}x seed"
+            return (
+                f"  {label:<52} {ms / 1000:8.2f} s   {ms / reference:5.2f}x seed"
+                f"   ({ms / seed_default:5.2f}x seed as written)"
+            )
 
         print()
         print(f"results ({args.customers:,} customers, {args.customers * month.days:,} checks):")
