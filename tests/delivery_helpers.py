@@ -24,6 +24,10 @@ class Clock:
 
     def __init__(self) -> None:
         self.now = utcnow()
+        # The day the test's messages were sent (DateSent, UTC): the day to poll. Not
+        # ``now.date()`` after advancing, which is tomorrow when a test runs shortly
+        # before midnight UTC.
+        self.sent_day = self.now.date()
 
     def __call__(self) -> datetime:
         return self.now
