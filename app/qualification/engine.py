@@ -3,9 +3,9 @@
 One set-based statement decides the whole month and one writes it (no per-customer
 loop): the month's checks are aggregated per customer first (a sargable ``check_date``
 range, read once), then joined to the 1-row-per-customer ``customers`` table for the
-stored phone verdict and the active flag. The
-seed's query (section 6.1) instead filters with EXTRACT, joins 30 rows per customer
-before grouping, and counts only the days that were checked.
+stored phone verdict and the active flag. The seed's query (section 6.1) instead
+filters with EXTRACT, joins 30 rows per customer before grouping, and counts only the
+days that were checked.
 
 ``count(*)`` is the number of distinct days because (customer_id, check_date) is UNIQUE
 (decision 3). Results are immutable: ``ON CONFLICT DO NOTHING``; ``recompute`` changes
@@ -54,11 +54,11 @@ _DECISION = """
     c.phone_is_valid_mobile AS phone_number_validated
 """
 
-DECIDE_SQL = f"""
-    WITH {_DAYS_CTE}
+_DECIDED_ROWS = f"""
     SELECT d.customer_id, {_DECISION}
     FROM days d JOIN customers c ON c.id = d.customer_id
 """
+DECIDE_SQL = f"WITH {_DAYS_CTE} {_DECIDED_ROWS}"
 
 
 def _counts(alias: str) -> str:
@@ -77,10 +77,7 @@ def _counts(alias: str) -> str:
 _DECIDED = "qualification_decided"
 _DECIDE_INTO = text(
     f"""
-    CREATE TEMPORARY TABLE {_DECIDED} ON COMMIT DROP AS
-    WITH {_DAYS_CTE}
-    SELECT d.customer_id, {_DECISION}
-    FROM days d JOIN customers c ON c.id = d.customer_id
+    CREATE TEMPORARY TABLE {_DECIDED} ON COMMIT DROP AS {DECIDE_SQL}
     -- One anti-join instead of a conflict probe per existing row makes re-runs cheap.
     WHERE NOT EXISTS (
         SELECT 1 FROM monthly_qualifications mq
@@ -114,10 +111,7 @@ _INSERT = text(
 _RECOMPUTE = text(
     f"""
     WITH {_DAYS_CTE},
-    decided AS (
-        SELECT d.customer_id, {_DECISION}
-        FROM days d JOIN customers c ON c.id = d.customer_id
-    ),
+    decided AS ({_DECIDED_ROWS}),
     changed AS (
         UPDATE monthly_qualifications mq
         SET qualified = x.qualified,
