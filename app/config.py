@@ -153,7 +153,7 @@ class Settings(BaseSettings):
         default="IL", description="Region used to read national phone numbers (050-...)."
     )
 
-    # --- SMS (issue 5: app/sms) ----------------------------------------------------------
+    # --- SMS (app/notifications) ------------------------------------------------------
     sms_mps: float = Field(
         default=30.0, ge=0, description="Carrier limit in message segments per second; 0 = none."
     )
@@ -281,7 +281,7 @@ class Settings(BaseSettings):
         description="work_mem of the qualification transaction (keeps its aggregate in RAM).",
     )
 
-    # --- Operations (issue 8: app/ops) ---------------------------------------------------
+    # --- Operations (app/maintenance) --------------------------------------------------
     retention_kick_time: str = Field(
         default="04:30",
         pattern=r"^([01]\d|2[0-3]):[0-5]\d$",

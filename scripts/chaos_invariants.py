@@ -18,7 +18,7 @@ from typing import Any
 import phonenumbers
 from sqlalchemy import Engine, text
 
-from app.simulators.core_banking import balance_for
+from app.devtools.simulators.core_banking import balance_for
 
 MOBILE_TYPES = {phonenumbers.PhoneNumberType.MOBILE,
                 phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}  # fmt: skip

@@ -26,7 +26,9 @@ from sqlalchemy.orm import Session  # noqa: E402
 from app.config import get_settings  # noqa: E402
 from app.db import session as db_session  # noqa: E402
 from app.db.embedded import ensure_database  # noqa: E402
+from app.devtools.simulators.carrier import SimConfig, SimulatorThread  # noqa: E402
 from app.models import ARCHIVE_TABLES, Base  # noqa: E402
+from tests.support.carrier import ACCOUNT, ALWAYS_OPEN, SENDER, TOKEN  # noqa: E402
 
 # One database per test session (pid): parallel runs on one server never collide.
 TEST_DATABASE = f"pn_test_{os.getpid()}"
@@ -154,3 +156,37 @@ def redis_client() -> Iterator[object]:
         client.flushdb()
         yield client
         client.flushdb()
+
+
+# --- the carrier simulator (notifications, delivery, devtools and security tests) ---
+
+
+@pytest.fixture
+def carrier_sim() -> Iterator[SimulatorThread]:
+    """A carrier simulator on a free loopback port; statuses final at once."""
+    sim = SimulatorThread(
+        SimConfig(account_sid=ACCOUNT, auth_token=TOKEN, sent_after=0.0, delivered_after=0.0)
+    ).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sms_env(
+    carrier_sim: SimulatorThread, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SimulatorThread]:
+    """Settings pointing at the simulator, window always open, no rate limit."""
+    for key, value in {
+        "TWILIO_ACCOUNT_SID": ACCOUNT,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_FROM": SENDER,
+        "TWILIO_BASE_URL": carrier_sim.base_url,
+        "TWILIO_TIMEOUT_SECONDS": "2",
+        "SMS_SEND_WINDOW": ALWAYS_OPEN,
+        "SMS_MPS": "0",
+        "SMS_TEMPLATE_LANGUAGE": "en",
+    }.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield carrier_sim
+    get_settings.cache_clear()

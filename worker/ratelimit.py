@@ -26,7 +26,7 @@ from dramatiq.rate_limits import RateLimiter
 from dramatiq.rate_limits.backends import RedisBackend
 
 from app.config import Settings, get_settings
-from app.sms.sending import LocalSegmentLimiter, SegmentLimiter
+from app.notifications.sending import LocalSegmentLimiter, SegmentLimiter
 
 KEY = "pn:ratelimit:sms-segments"
 

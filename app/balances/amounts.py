@@ -38,7 +38,7 @@ def parse_amount(raw: object) -> Decimal:
     if not value.is_finite():
         raise AmountError("balance is not a finite number")
     # Range first: quantize() of a value with more digits than the context's precision
-    # raises InvalidOperation (found by tests/test_fuzz_balances.py).
+    # raises InvalidOperation (found by tests/balances/test_fuzz_balances.py).
     if abs(value) > MAX_ABS:
         raise AmountError("balance is out of range for NUMERIC(18,2)")
     exponent = value.as_tuple().exponent

@@ -192,7 +192,7 @@ def simulate_core_banking(
     outage: bool = typer.Option(False, help="Answer 503 to everything."),
 ) -> None:
     """A core-banking balance API with deterministic balances and fault injection."""
-    from app.simulators.core_banking import CoreBankingConfig, serve
+    from app.devtools.simulators.core_banking import CoreBankingConfig, serve
 
     config = CoreBankingConfig(
         seed=seed, token=token, latency=latency, error_rate=error_rate, rate_429=rate_429,

@@ -17,8 +17,8 @@ from app.delivery.reports import (
     failed_messages,
     failures_by_reason,
 )
-from app.sms.carrier import CarrierClient, CarrierConfigError
-from app.sms.sending import LocalSegmentLimiter
+from app.notifications.carrier import CarrierClient, CarrierConfigError
+from app.notifications.sending import LocalSegmentLimiter
 
 FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
 MODE = typer.Option(Mode.AUTO, "--mode", help="auto (list or fetch, fewer calls), bulk, fetch")

@@ -1,7 +1,7 @@
 """``premium-notify demo [--customers N] [--month YYYY-MM]``: the whole month, locally.
 
 What ``./scripts/demo`` runs. Without configuration it uses the embedded PostgreSQL, an
-in-process broker and workers, and the two simulators (app/demo/environment.py says
+in-process broker and workers, and the two simulators (app/devtools/demo/environment.py says
 what replaces what); with DATABASE_URL, REDIS_URL, CORE_BANKING_URL or TWILIO_* set it
 uses those instead. docs/demo.md describes the stages and the measured time.
 """
@@ -68,8 +68,8 @@ def demo(
     ] = None,
 ) -> None:
     """Generate customers and run a month through the production actors, with a report."""
-    from app.demo.environment import DemoSetupError, demo_environment
-    from app.demo.pipeline import DemoFailed, DemoOptions, run_demo
+    from app.devtools.demo.environment import DemoSetupError, demo_environment
+    from app.devtools.demo.pipeline import DemoFailed, DemoOptions, run_demo
 
     target = _month(month)
     started = time.monotonic()

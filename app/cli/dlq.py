@@ -9,8 +9,8 @@ import typer
 from app.cli.common import OutputFormat, UserError, emit_rows
 from app.cli.groups import cli
 from app.db.session import session_scope
+from app.maintenance import dlq
 from app.observability.events import record_event
-from app.ops import dlq
 
 dlq_app = typer.Typer(help="Dead-lettered messages: list, replay, purge.", no_args_is_help=True)
 cli.add_typer(dlq_app, name="dlq")

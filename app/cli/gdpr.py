@@ -16,7 +16,7 @@ import typer
 from app.cli.common import UserError, err_console
 from app.cli.groups import cli
 from app.db.session import session_scope
-from app.ops import gdpr
+from app.maintenance import gdpr
 
 gdpr_app = typer.Typer(help="GDPR: export or erase a customer's data.", no_args_is_help=True)
 cli.add_typer(gdpr_app, name="gdpr")

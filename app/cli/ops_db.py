@@ -11,8 +11,8 @@ from app.cli.common import OutputFormat, UserError, emit_rows
 from app.cli.groups import db_app
 from app.config import get_settings
 from app.db.session import resolve_database_url, session_scope
-from app.ops import backup as ops_backup
-from app.ops import roles as ops_roles
+from app.maintenance import backup as ops_backup
+from app.maintenance import roles as ops_roles
 
 _PREFIX_OPT = typer.Option(None, "--prefix", help="Role name prefix (DB_ROLE_PREFIX).")
 _SHOW_SQL_OPT = typer.Option(False, "--show-sql", help="Print the statements only.")

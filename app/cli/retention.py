@@ -31,7 +31,7 @@ def run_retention(
     """Archive rows past their hot period, delete old system events, export to cold storage."""
     from rich.progress import Progress
 
-    from app.ops import retention
+    from app.maintenance import retention
 
     with Progress(console=err_console, disable=not err_console.is_terminal) as bar:
         tasks: dict[str, Any] = {}

@@ -14,12 +14,18 @@ from app.cli.groups import cli, enqueue_app, run_app, simulate_app
 from app.config import get_settings
 from app.db.session import session_scope
 from app.models import Customer
-from app.sms.carrier import CarrierClient, CarrierConfigError
-from app.sms.outbox import OutboxError, parse_month, prepare_month, queued_batches
-from app.sms.segments import analyze
-from app.sms.sending import BatchOutcome, LocalSegmentLimiter, SegmentLimiter, Sender, utcnow
-from app.sms.templates import TemplateError, get_template
-from app.sms.window import SendWindow
+from app.notifications.carrier import CarrierClient, CarrierConfigError
+from app.notifications.outbox import OutboxError, parse_month, prepare_month, queued_batches
+from app.notifications.segments import analyze
+from app.notifications.sending import (
+    BatchOutcome,
+    LocalSegmentLimiter,
+    SegmentLimiter,
+    Sender,
+    utcnow,
+)
+from app.notifications.templates import TemplateError, get_template
+from app.notifications.window import SendWindow
 
 FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
 sms_app = typer.Typer(help="SMS templates and segment counts.", no_args_is_help=True)
@@ -91,7 +97,7 @@ def simulate_carrier(
     seed: int | None = typer.Option(None, help="Seed of the fault dice (reproducible runs)."),
 ) -> None:
     """A Twilio-compatible carrier (Messages create/fetch/list) with fault injection."""
-    from app.simulators.carrier import SimConfig, serve
+    from app.devtools.simulators.carrier import SimConfig, serve
 
     config = SimConfig(
         account_sid=account_sid, auth_token=auth_token, sent_after=sent_after,

@@ -10,8 +10,8 @@ import typer
 from app.cli.common import OutputFormat, console, emit_rows
 from app.cli.groups import cli
 from app.db.session import session_scope
-from app.ops import dlq
-from app.ops import status as ops_status
+from app.maintenance import dlq
+from app.maintenance import status as ops_status
 
 RUN_COLUMNS = ["job", "run_key", "status", "started_at", "finished_at", "duration_s", "summary"]
 QUEUE_COLUMNS = ["queue", "waiting", "delayed", "dead_letters", "oldest_waiting_s"]

@@ -38,9 +38,9 @@ from app.delivery import repository as repo
 from app.delivery.mapping import DEADLINE_REASON, Mapped, backoff_schedule, map_report
 from app.models import JobRun
 from app.models.enums import DeliveryState, RunStatus, Severity
+from app.notifications.carrier import CarrierClient, CarrierError, CarrierMessage
 from app.observability.events import record_event
 from app.observability.metrics import DELIVERY_CARRIER_CALLS, DELIVERY_STATUSES, RATE_LIMIT_WAITS
-from app.sms.carrier import CarrierClient, CarrierError, CarrierMessage
 
 log = logging.getLogger(__name__)
 

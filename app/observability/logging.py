@@ -2,7 +2,7 @@
 
 Every line is one JSON object::
 
-    {"ts": "2025-01-31T06:00:00.123Z", "level": "INFO", "logger": "app.sms.service",
+    {"ts": "2025-01-31T06:00:00.123Z", "level": "INFO", "logger": "app.notifications.service",
      "message": "submitted to +97250***4567", "correlation_id": "…", "actor": "send_batch",
      "message_id": "…", "process": 12, "thread": "Thread-3"}
 

@@ -24,7 +24,7 @@ from app.qualification.months import Month
 JOB = "qualification"
 SERVICE = "QualificationEngine"
 NOTIFICATIONS_STARTED = "notifications_enqueued_at"
-OUTBOX_JOB = "notifications"  # app.sms.outbox.JOB (not imported: the stages stay apart)
+OUTBOX_JOB = "notifications"  # app.notifications.outbox.JOB (not imported: the stages stay apart)
 
 
 def _utcnow() -> datetime:

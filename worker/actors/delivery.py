@@ -25,8 +25,8 @@ from app.config import Settings, get_settings
 from app.db.session import session_scope
 from app.delivery.polling import CallLimiter, DeliveryPoller, Mode
 from app.delivery.repository import running_days
-from app.sms.carrier import CarrierClient
-from app.sms.sending import LocalSegmentLimiter
+from app.notifications.carrier import CarrierClient
+from app.notifications.sending import LocalSegmentLimiter
 from worker import broker as _broker  # noqa: F401  (the global broker before any actor)
 from worker.ratelimit import SegmentRateLimiter
 

@@ -20,7 +20,7 @@ import dramatiq
 from periodiq import cron
 
 from app.config import get_settings
-from app.ops import retention
+from app.maintenance import retention
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""SMS actors (thin: open a session scope or a Sender, call app.sms, enqueue follow-ups).
+"""SMS actors (thin: open a session scope or a Sender, call app.notifications, enqueue follow-ups).
 
 * ``notifications.prepare_month(month)``: enqueued by the qualification stage's monthly
   kick; fills the outbox and fans out one ``send_batch`` per batch with Queued rows.
@@ -20,12 +20,12 @@ from periodiq import cron
 
 from app.db.session import session_scope
 from app.models.enums import Severity
+from app.notifications.carrier import CarrierClient
+from app.notifications.outbox import OutboxError, parse_month, prepare_streaming, queued_batches
+from app.notifications.reconcile import reconcile_outbox
+from app.notifications.sending import Sender, utcnow
+from app.notifications.window import SendWindow
 from app.observability.events import record_event
-from app.sms.carrier import CarrierClient
-from app.sms.outbox import OutboxError, parse_month, prepare_streaming, queued_batches
-from app.sms.reconcile import reconcile_outbox
-from app.sms.sending import Sender, utcnow
-from app.sms.window import SendWindow
 from worker import broker as _broker  # noqa: F401  (the global broker before any actor)
 from worker.ratelimit import segment_limiter
 

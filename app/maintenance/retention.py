@@ -1,0 +1,350 @@
+"""Retention and archival (seed section 9): hot rows past their period move to archives.
+
+Order matters because of foreign keys: delivery_status, then notifications, then
+monthly_qualifications (each parent only once nothing in the hot table refers to it),
+then daily_balance_checks, then audit_log (2 years). A notification's whole delivery
+history moves with it. Every batch is one transaction: select ids (FOR UPDATE SKIP
+LOCKED, so live workers are never blocked), INSERT into the archive (ON CONFLICT DO
+NOTHING), check that every id is now in the archive, DELETE, check the count; any
+mismatch rolls the batch back. system_events older than their period are deleted.
+Then the rows archived since the last finished run are exported to cold storage.
+
+Idempotent and resumable: a second run finds nothing to move; a run that died
+part-way committed whole batches only, and the next run continues where it stopped
+and exports what the dead run archived (the export watermark advances only when a run
+finishes). One run at a time: a PostgreSQL advisory lock, held for the whole run.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, select, text, update
+from sqlalchemy.orm import Session
+
+from app.maintenance import cold_storage
+from app.models import ARCHIVE_TABLES, AuditLog, JobRun
+from app.models.enums import RunStatus, Severity
+from app.observability import metrics
+from app.observability.events import record_event
+
+JOB = "retention"
+SERVICE = "RetentionJob"
+LOCK_KEY = 0x706E5F7265746E  # "pn_retn": one retention run per database
+EXPORTED_THROUGH = "exported_through"
+
+Transaction = Callable[[], AbstractContextManager[Session]]
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass(frozen=True)
+class Policy:
+    hot_days: int = 365
+    audit_hot_days: int = 730
+    events_days: int = 365
+    batch_size: int = 5000
+    cold_dir: Path = Path(".data/cold-storage")
+
+    @classmethod
+    def from_settings(cls) -> Policy:
+        from app.config import get_settings
+
+        s = get_settings()
+        return cls(
+            hot_days=s.retention_hot_days,
+            audit_hot_days=s.retention_audit_hot_days,
+            events_days=s.retention_system_events_days,
+            batch_size=s.retention_batch_size,
+            cold_dir=s.cold_storage_dir,
+        )
+
+
+@dataclass(frozen=True)
+class Step:
+    table: str
+    predicate: str  # on alias t; parameters :cutoff (timestamp), :cutoff_date (date)
+    audit: bool = False  # audit_log: 2-year cutoff, privileged maintenance transaction
+
+
+STEPS = (
+    Step(
+        "delivery_status",
+        "t.notification_id IN (SELECT n.id FROM notifications n WHERE n.created_at < :cutoff)",
+    ),
+    Step(
+        "notifications",
+        "t.created_at < :cutoff AND NOT EXISTS "
+        "(SELECT 1 FROM delivery_status d WHERE d.notification_id = t.id)",
+    ),
+    Step(
+        "monthly_qualifications",
+        "t.qualification_month + interval '1 month' <= :cutoff_date AND NOT EXISTS "
+        "(SELECT 1 FROM notifications n WHERE n.qualification_id = t.id)",
+    ),
+    Step("daily_balance_checks", "t.check_date < :cutoff_date"),
+    Step("audit_log", "t.timestamp < :cutoff", audit=True),
+)
+
+
+class RetentionError(RuntimeError):
+    """A batch's counts did not add up (rolled back), or another run holds the lock."""
+
+
+@dataclass
+class RetentionResult:
+    run_id: uuid.UUID | None
+    moved: dict[str, int] = field(default_factory=dict)
+    events_deleted: int = 0
+    export_folder: str | None = None
+    exported_files: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    skipped: str | None = None  # why nothing ran (another run holds the lock)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def cutoffs(policy: Policy, now_utc: datetime, today_local: date) -> dict[bool, dict[str, Any]]:
+    """Parameters per step kind (audit or not): timestamps in UTC, dates local."""
+    return {
+        audit: {
+            "cutoff": now_utc - timedelta(days=days),
+            "cutoff_date": today_local - timedelta(days=days),
+        }
+        for audit, days in ((False, policy.hot_days), (True, policy.audit_hot_days))
+    }
+
+
+def move_batch(session: Session, step: Step, params: dict[str, Any], limit: int) -> int:
+    """Move up to ``limit`` rows of one table into its archive in the caller's transaction."""
+    archive = f"{step.table}_archive"
+    columns = ", ".join(c.name for c in ARCHIVE_TABLES[archive].columns if c.name != "archived_at")
+    if step.audit:
+        session.execute(text("SET LOCAL app.audit_maintenance = 'on'"))
+    session.execute(text("SET LOCAL lock_timeout = '10s'"))
+    ids = list(
+        session.scalars(
+            text(
+                f"SELECT t.id FROM {step.table} t WHERE {step.predicate} "
+                "ORDER BY t.id LIMIT :limit FOR UPDATE OF t SKIP LOCKED"
+            ),
+            {**params, "limit": limit},
+        )
+    )
+    if not ids:
+        return 0
+    session.execute(
+        text(
+            f"INSERT INTO {archive} ({columns}) SELECT {columns} FROM {step.table} "
+            "WHERE id = ANY(:ids) ON CONFLICT (id) DO NOTHING"
+        ),
+        {"ids": ids},
+    )
+    archived = session.scalar(
+        text(f"SELECT count(*) FROM {archive} WHERE id = ANY(:ids)"), {"ids": ids}
+    )
+    if archived != len(ids):
+        raise RetentionError(f"{step.table}: {archived} of {len(ids)} rows reached the archive")
+    deleted = _rowcount(
+        session.execute(text(f"DELETE FROM {step.table} WHERE id = ANY(:ids)"), {"ids": ids})
+    )
+    if deleted != len(ids):
+        raise RetentionError(f"{step.table}: deleted {deleted} of {len(ids)} archived rows")
+    return len(ids)
+
+
+def delete_old_events(session: Session, before: datetime, limit: int) -> int:
+    return _rowcount(
+        session.execute(
+            text(
+                "DELETE FROM system_events WHERE id IN (SELECT id FROM system_events "
+                "WHERE created_at < :before LIMIT :limit)"
+            ),
+            {"before": before, "limit": limit},
+        )
+    )
+
+
+def _rowcount(result: Any) -> int:
+    # DML results are CursorResults; the typed Session.execute says Result.
+    return int(result.rowcount)
+
+
+@contextmanager
+def _run_lock(conn: Connection) -> Iterator[bool]:
+    got = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}))
+    conn.commit()
+    try:
+        yield got
+    finally:
+        if got:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+            conn.commit()
+
+
+def last_watermark(session: Session) -> datetime | None:
+    value = session.scalar(
+        select(JobRun.stats[EXPORTED_THROUGH].astext)
+        .where(JobRun.job == JOB, JobRun.status == str(RunStatus.FINISHED))
+        .where(JobRun.stats.has_key(EXPORTED_THROUGH))
+        .order_by(JobRun.started_at.desc())
+        .limit(1)
+    )
+    return datetime.fromisoformat(value) if value else None
+
+
+def run(
+    *,
+    policy: Policy | None = None,
+    transaction: Transaction | None = None,
+    triggered_by: str = "worker",
+    today_local: date | None = None,
+    now_utc: datetime | None = None,
+    progress: Progress | None = None,
+) -> RetentionResult:
+    """Archive, delete expired events, export; recorded in job_runs as job 'retention'."""
+    from app.config import get_settings
+    from app.db.session import get_engine, session_scope
+
+    policy = policy or Policy.from_settings()
+    transaction = transaction or session_scope
+    now_utc = now_utc or _utcnow()
+    today_local = today_local or datetime.now(get_settings().tz).date()
+    engine = get_engine()
+    started = time.monotonic()
+    with engine.connect() as lock_conn, _run_lock(lock_conn) as got:
+        if not got:
+            return RetentionResult(run_id=None, skipped="another retention run holds the lock")
+        with transaction() as session:
+            # We hold the lock, so any 'Running' retention row is a dead run's.
+            session.execute(
+                update(JobRun)
+                .where(JobRun.job == JOB, JobRun.status == str(RunStatus.RUNNING))
+                .values(status=str(RunStatus.FAILED), finished_at=now_utc, error="abandoned")
+            )
+            job = JobRun(job=JOB, run_key=today_local.isoformat(), triggered_by=triggered_by[:100])
+            session.add(job)
+            session.flush()
+            session.refresh(job)
+            run_id, correlation = job.id, job.correlation_id
+            since = last_watermark(session)
+        result = RetentionResult(run_id=run_id)
+        try:
+            _archive_all(policy, transaction, now_utc, today_local, correlation, result, progress)
+            with transaction() as session:
+                until = session.scalar(text("SELECT LOCALTIMESTAMP"))
+            folder = policy.cold_dir / f"{until:%Y/%m/%d}" / f"retention-{run_id}"
+            files = cold_storage.export_window(engine, folder, since, until, run_id=str(run_id))
+            if files:
+                cold_storage.write_manifest(
+                    folder, files, run_id=str(run_id), since=since, until=until
+                )
+                result.export_folder = str(folder)
+            result.exported_files = [
+                {"table": f.table, "rows": f.rows, "sha256": f.sha256} for f in files
+            ]
+            result.seconds = time.monotonic() - started
+            _finish(transaction, result, correlation, until, triggered_by)
+        except BaseException as exc:
+            with transaction() as session:
+                session.execute(
+                    update(JobRun)
+                    .where(JobRun.id == run_id)
+                    .values(
+                        status=str(RunStatus.FAILED), finished_at=_utcnow(), error=str(exc)[:2000]
+                    )
+                )
+            metrics.JOB_RUNS.labels(job=JOB, outcome="failed").inc()
+            raise
+    return result
+
+
+def _archive_all(
+    policy: Policy,
+    transaction: Transaction,
+    now_utc: datetime,
+    today_local: date,
+    correlation: uuid.UUID,
+    result: RetentionResult,
+    progress: Progress | None,
+) -> None:
+    params = cutoffs(policy, now_utc, today_local)
+    for step in STEPS:
+        moved = 0
+        while True:
+            with transaction() as session:
+                session.execute(text(f"SET LOCAL app.correlation_id = '{correlation}'"))
+                n = move_batch(session, step, params[step.audit], policy.batch_size)
+            moved += n
+            if progress:
+                progress(step.table, moved, None)
+            if n < policy.batch_size:
+                break
+        result.moved[step.table] = moved
+        metrics.RETENTION_ROWS.labels(table=step.table, action="archived").inc(moved)
+    before = now_utc - timedelta(days=policy.events_days)
+    while True:
+        with transaction() as session:
+            n = delete_old_events(session, before, policy.batch_size)
+        result.events_deleted += n
+        if n < policy.batch_size:
+            break
+    metrics.RETENTION_ROWS.labels(table="system_events", action="deleted").inc(
+        result.events_deleted
+    )
+
+
+def _finish(
+    transaction: Transaction,
+    result: RetentionResult,
+    correlation: uuid.UUID,
+    until: datetime,
+    triggered_by: str,
+) -> None:
+    stats: dict[str, Any] = {
+        "moved": result.moved,
+        "archived": sum(result.moved.values()),
+        "events_deleted": result.events_deleted,
+        "exported_rows": sum(f["rows"] for f in result.exported_files),
+        "export_folder": result.export_folder,
+        EXPORTED_THROUGH: until.isoformat(),
+        "seconds": round(result.seconds, 2),
+    }
+    with transaction() as session:
+        session.execute(
+            update(JobRun)
+            .where(JobRun.id == result.run_id)
+            .values(status=str(RunStatus.FINISHED), finished_at=_utcnow(), stats=stats)
+        )
+        session.add(
+            AuditLog(
+                entity_type="RetentionRun",
+                entity_id=result.run_id,
+                operation="PROCESS",
+                correlation_id=correlation,
+                user_id=triggered_by[:100],
+                service_name=SERVICE,
+                details={**stats, "files": result.exported_files},
+            )
+        )
+        record_event(
+            session,
+            "retention.finished",
+            f"retention archived {stats['archived']} rows, deleted "
+            f"{result.events_deleted} events, exported {stats['exported_rows']} rows",
+            severity=Severity.INFO,
+            service_name=SERVICE,
+            data={k: v for k, v in stats.items() if k != "export_folder"},
+            correlation_id=correlation,
+        )
+    metrics.JOB_RUNS.labels(job=JOB, outcome="finished").inc()
+    metrics.JOB_DURATION_SECONDS.labels(job=JOB).observe(result.seconds)
+    metrics.JOB_LAST_SUCCESS.labels(job=JOB).set_to_current_time()

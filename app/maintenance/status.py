@@ -1,0 +1,205 @@
+"""What an operator needs at a glance: recent runs per stage, queues, dead letters, stuck rows.
+
+Generic over ``job_runs``: every stage that records runs shows up without this module
+knowing it (balance_checks, gap_repair, qualification, notifications, retention, ...).
+Counts from ``job_runs.stats`` (checked, missing, rejected, moved, ...) are shown as they
+are: only numbers and short words, never personal data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.maintenance import dlq
+
+# The latest ``per_job`` runs of every job (window function: one pass over job_runs).
+RECENT_RUNS = text(
+    """
+    SELECT job, run_key, status, triggered_by, started_at, finished_at, stats, error
+    FROM (
+        SELECT r.*, row_number() OVER (PARTITION BY job ORDER BY started_at DESC) AS rn
+        FROM job_runs r
+    ) ranked
+    WHERE rn <= :per_job
+    ORDER BY job, started_at DESC
+    """
+)
+
+# Stuck rows. Queued/Sending use the outbox's own timestamps; "awaiting delivery" is a
+# submitted message whose latest delivery_status row is not final past the deadline
+# (or that has none at all).
+STUCK = text(
+    """
+    SELECT 'queued' AS kind, count(*) AS rows, min(created_at) AS oldest
+    FROM notifications
+    WHERE submission_status = 'Queued' AND created_at < :queued_before
+    UNION ALL
+    SELECT 'sending', count(*), min(coalesce(claimed_at, updated_at, created_at))
+    FROM notifications
+    WHERE submission_status = 'Sending'
+      AND coalesce(claimed_at, updated_at, created_at) < :sending_before
+    UNION ALL
+    SELECT 'awaiting_final_delivery', count(*), min(n.submission_timestamp)
+    FROM notifications n
+    WHERE n.submission_status = 'Submitted'
+      AND n.submission_timestamp < :delivery_before
+      AND NOT EXISTS (
+          SELECT 1 FROM delivery_status d
+          WHERE d.notification_id = n.id AND d.final_status IS TRUE
+      )
+    """
+)
+
+
+@dataclass(frozen=True)
+class StuckThresholds:
+    queued: timedelta
+    sending: timedelta
+    delivery: timedelta
+
+    @classmethod
+    def from_settings(cls) -> StuckThresholds:
+        from app.config import get_settings
+
+        s = get_settings()
+        return cls(
+            queued=timedelta(minutes=s.ops_stuck_queued_minutes),
+            sending=timedelta(minutes=s.ops_stuck_sending_minutes),
+            delivery=timedelta(hours=s.delivery_deadline_hours),
+        )
+
+
+@dataclass
+class Status:
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    queues: list[dict[str, Any]] = field(default_factory=list)
+    stuck: list[dict[str, Any]] = field(default_factory=list)
+    broker_error: str | None = None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _stats_summary(stats: dict[str, Any]) -> str:
+    """``checked=100 missing=2``: scalar stats only (nested ones are for machines)."""
+
+    def shown(v: Any) -> bool:
+        return isinstance(v, int | float | bool) or (isinstance(v, str) and len(v) <= 40)
+
+    return " ".join(f"{k}={v}" for k, v in sorted(stats.items()) if shown(v))
+
+
+def recent_runs(
+    session: Session, per_job: int = 3, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    now = now or _utcnow()
+    rows = []
+    for r in session.execute(RECENT_RUNS, {"per_job": per_job}).mappings():
+        end = r["finished_at"] or now
+        rows.append(
+            {
+                "job": r["job"],
+                "run_key": r["run_key"],
+                "status": r["status"],
+                "triggered_by": r["triggered_by"],
+                "started_at": r["started_at"],
+                "finished_at": r["finished_at"],
+                "duration_s": round((end - r["started_at"]).total_seconds(), 1),
+                "stats": dict(r["stats"] or {}),
+                "summary": _stats_summary(dict(r["stats"] or {})),
+                "error": (r["error"] or "")[:200] or None,
+            }
+        )
+    return rows
+
+
+def stuck_rows(
+    session: Session, thresholds: StuckThresholds, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    now = now or _utcnow()
+    params = {
+        "queued_before": now - thresholds.queued,
+        "sending_before": now - thresholds.sending,
+        "delivery_before": now - thresholds.delivery,
+    }
+    limits = {
+        "queued": thresholds.queued,
+        "sending": thresholds.sending,
+        "awaiting_final_delivery": thresholds.delivery,
+    }
+    return [
+        {
+            "kind": r["kind"],
+            "rows": int(r["rows"]),
+            "older_than": str(limits[r["kind"]]),
+            "oldest": r["oldest"],
+        }
+        for r in session.execute(STUCK, params).mappings()
+    ]
+
+
+def queue_rows(client: Any, now_ms: float | None = None) -> list[dict[str, Any]]:
+    """Depth, delayed, in-flight-free oldest age and dead letters of every queue."""
+    now_ms = now_ms if now_ms is not None else datetime.now(UTC).timestamp() * 1000
+    rows = []
+    dead = dlq.counts(client)
+    for queue in dlq.QUEUES:
+        key = f"{dlq.NAMESPACE}:{queue}"
+        pipe = client.pipeline(transaction=False)
+        pipe.llen(key)
+        pipe.llen(f"{key}.DQ")
+        pipe.lindex(key, 0)
+        depth, delayed, head = pipe.execute()
+        oldest = None
+        if head is not None:
+            raw = client.hget(f"{key}.msgs", head)
+            oldest = _age_seconds(raw, now_ms)
+        rows.append(
+            {
+                "queue": queue,
+                "waiting": int(depth),
+                "delayed": int(delayed),
+                "dead_letters": dead[queue],
+                "oldest_waiting_s": oldest,
+            }
+        )
+    return rows
+
+
+def _age_seconds(raw: bytes | str | None, now_ms: float) -> float | None:
+    if raw is None:
+        return None
+    try:
+        return round(max(0.0, now_ms - float(json.loads(raw)["message_timestamp"])) / 1000, 1)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def collect(
+    session: Session,
+    redis_client: Any | None,
+    *,
+    per_job: int = 3,
+    thresholds: StuckThresholds | None = None,
+) -> Status:
+    """Everything ``premium-notify status`` shows. A broker outage is reported, not raised:
+    the database half of the picture matters most when Redis is down."""
+    status = Status(
+        runs=recent_runs(session, per_job),
+        stuck=stuck_rows(session, thresholds or StuckThresholds.from_settings()),
+    )
+    if redis_client is None:
+        status.broker_error = "REDIS_URL is not set"
+    else:
+        try:
+            status.queues = queue_rows(redis_client)
+        except Exception as exc:  # noqa: BLE001 - any broker failure is shown, not fatal
+            status.broker_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+    return status

@@ -1,0 +1,400 @@
+"""Sending the outbox exactly once (DESIGN.md decision 2).
+
+For each chunk of a batch:
+
+1. **claim** Queued -> Sending (``claimed_at``) in its own committed transaction, so a
+   crash after this point leaves evidence that a carrier call may have happened;
+2. release the database connection (the session is closed: a slow carrier must not
+   hold pool connections), wait for the cross-worker rate limiter, call the carrier;
+3. **record** the outcome (sid + 'Submitted' + ``submission_timestamp``, 'Failed' with
+   the code, or back to 'Queued' for a transient error) in one statement, guarded by
+   ``submission_status = 'Sending' AND claimed_at = <our claim>``.
+
+Ambiguous outcomes (5xx, read timeout) are resolved by asking the carrier for a message
+with this body to this number since the claim; if none is found the row stays in
+'Sending' for the reconciler, which waits a safe delay before putting it back in the
+queue. A transient refusal (429, 21611, connection refused) stops the batch and asks
+the caller to come back after a backoff; rows claimed but not attempted are released.
+
+``PN_FAULT_POINT`` (tests only) kills the process with SIGKILL at a named step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.config import Settings, get_settings
+from app.db.session import session_scope
+from app.models.enums import SubmissionStatus
+from app.notifications.carrier import (
+    AmbiguousCarrierError,
+    CarrierClient,
+    CarrierError,
+    PermanentCarrierError,
+    TransientCarrierError,
+)
+from app.notifications.window import SendWindow
+from app.observability.events import record_event
+from app.observability.metrics import RATE_LIMIT_WAITS, SMS_SEGMENTS, SMS_SUBMISSIONS
+
+log = logging.getLogger(__name__)
+
+FAULT_POINTS = ("before_claim", "after_claim", "after_carrier_accept", "before_commit")
+
+
+def fault_point(name: str) -> None:
+    """Test-only crash injection: SIGKILL this process when PN_FAULT_POINT names ``name``."""
+    if os.environ.get("PN_FAULT_POINT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class SegmentLimiter(Protocol):
+    def try_acquire(self, segments: int) -> float:
+        """Take ``segments`` units: 0.0 when granted, else seconds to wait before retrying."""
+
+
+class LocalSegmentLimiter:
+    """In-process sliding-window limiter (one process only: the CLI without Redis).
+
+    Same guarantee as the Redis limiter in ``worker/ratelimit.py``: the units granted in
+    any window of ``window`` seconds never exceed ``limit``.
+    """
+
+    def __init__(self, limit: float, window: float = 1.0) -> None:
+        self.limit, self.window = limit, window
+        self._log: deque[tuple[float, int]] = deque()
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def try_acquire(self, segments: int) -> float:
+        weight = max(1, min(segments, int(self.limit)))
+        with self._lock:
+            now = time.monotonic()
+            while self._log and self._log[0][0] <= now - self.window:
+                self._used -= self._log.popleft()[1]
+            if self._used + weight <= self.limit:
+                self._log.append((now, weight))
+                self._used += weight
+                return 0.0
+            freed, need = 0, self._used + weight - self.limit
+            for granted_at, w in self._log:
+                freed += w
+                if freed >= need:
+                    return max(0.001, granted_at + self.window - now)
+            return self.window
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: uuid.UUID
+    phone_number: str
+    body: str
+    segments: int
+    claimed_at: datetime
+    retry_count: int
+
+
+@dataclass
+class BatchOutcome:
+    submitted: int = 0
+    failed: int = 0
+    requeued: int = 0
+    unresolved: int = 0  # ambiguous, left in Sending for the reconciler
+    conflicts: int = 0  # outcome not recorded: the row had changed (see record())
+    segments: int = 0
+    defer_seconds: float | None = None  # come back after this long (None: batch done)
+    window_closed: bool = False
+
+    def add(self, other: BatchOutcome) -> None:
+        for name in ("submitted", "failed", "requeued", "unresolved", "conflicts", "segments"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class SendResult:
+    claimed: Claimed
+    status: SubmissionStatus
+    sid: str | None = None
+    error_code: str | None = None
+    reason: str | None = None
+    retry_increment: int = 0
+    submitted_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.claimed.id),
+            "claimed_at": self.claimed.claimed_at.isoformat(),
+            "status": str(self.status),
+            "sid": self.sid,
+            "submitted_at": self.submitted_at.isoformat() if self.submitted_at else None,
+            "error_code": self.error_code,
+            "reason": self.reason,
+            "inc": self.retry_increment,
+        }
+
+
+# --- the two transactions ---------------------------------------------------------------
+
+CLAIM_SQL = text("""
+WITH c AS (
+    SELECT id FROM notifications
+    WHERE batch_id = :batch_id AND submission_status = 'Queued'
+    ORDER BY id LIMIT :n
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE notifications n
+SET submission_status = 'Sending', claimed_at = LOCALTIMESTAMP, updated_at = LOCALTIMESTAMP
+FROM c WHERE n.id = c.id AND n.submission_status = 'Queued'
+RETURNING n.id, n.phone_number, n.sms_content, n.segment_count, n.claimed_at, n.retry_count
+""")
+
+RECORD_SQL = text("""
+UPDATE notifications n SET
+    submission_status = v.status,
+    carrier_reference_id = COALESCE(v.sid, n.carrier_reference_id),
+    submission_timestamp = COALESCE(v.submitted_at, n.submission_timestamp),
+    error_code = v.error_code,
+    status_reason = v.reason,
+    retry_count = COALESCE(n.retry_count, 0) + v.inc,
+    claimed_at = CASE WHEN v.status = 'Queued' THEN NULL ELSE n.claimed_at END,
+    updated_at = LOCALTIMESTAMP
+FROM jsonb_to_recordset(CAST(:payload AS jsonb)) AS v(
+    id uuid, claimed_at timestamp, status text, sid text, submitted_at timestamp,
+    error_code text, reason text, inc int)
+WHERE n.id = v.id AND n.submission_status = 'Sending' AND n.claimed_at = v.claimed_at
+RETURNING n.id
+""")
+
+
+# Renews a claim right before its carrier call (see Sender._fresh_claim); guarded like
+# RECORD_SQL, so a row the reconciler took back is never sent by this worker too.
+REFRESH_SQL = text("""
+UPDATE notifications SET claimed_at = LOCALTIMESTAMP
+WHERE id = :id AND submission_status = 'Sending' AND claimed_at = :claimed_at
+RETURNING claimed_at
+""")
+
+
+def claim_chunk(session: Session, batch_id: uuid.UUID, n: int) -> list[Claimed]:
+    rows = session.execute(CLAIM_SQL, {"batch_id": batch_id, "n": n}).all()
+    return [Claimed(r[0], r[1], r[2], r[3] or 1, r[4], r[5] or 0) for r in rows]
+
+
+def record(session: Session, results: list[SendResult]) -> int:
+    """Write the outcomes; returns how many rows had changed under us (not written).
+
+    A row that is no longer in 'Sending' with our claim time was resolved by the
+    reconciler meanwhile (which waits far longer than a carrier timeout, so this means a
+    stalled worker): the event names the rows so an operator can check for a duplicate.
+    """
+    if not results:
+        return 0
+    payload = json.dumps([r.as_json() for r in results])
+    written = {row[0] for row in session.execute(RECORD_SQL, {"payload": payload})}
+    lost = [r for r in results if r.claimed.id not in written]
+    if lost:
+        record_event(
+            session,
+            "notification_record_conflict",
+            f"{len(lost)} send outcomes not recorded: the rows changed while in flight",
+            data={"notification_ids": [str(r.claimed.id) for r in lost],
+                  "carrier_sids": [r.sid for r in lost]},
+        )  # fmt: skip
+    return len(lost)
+
+
+class Sender:
+    """Sends batches of the outbox through one carrier client."""
+
+    def __init__(
+        self,
+        carrier: CarrierClient,
+        limiter: SegmentLimiter | None = None,
+        window: SendWindow | None = None,
+        settings: Settings | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.carrier = carrier
+        self.limiter = limiter
+        self.window = window or SendWindow.from_settings(self.settings)
+        self.clock = clock
+        self._warm = False
+
+    def send_batch(self, batch_id: uuid.UUID) -> BatchOutcome:
+        """Send what is Queued in the batch, chunk by chunk, until done or deferred."""
+        deadline = time.monotonic() + self.settings.sms_batch_time_budget_seconds
+        outcome = BatchOutcome()
+        while True:
+            now = self.clock()
+            if not self.window.is_open(now):
+                outcome.window_closed = True
+                outcome.defer_seconds = self.window.seconds_until_open(now)
+                return outcome
+            if time.monotonic() >= deadline:
+                outcome.defer_seconds = 0.0
+                return outcome
+            fault_point("before_claim")
+            with session_scope() as session:
+                claimed = claim_chunk(session, batch_id, self.settings.sms_claim_chunk)
+            if not claimed:
+                return outcome
+            fault_point("after_claim")
+            if not self._warm and self.limiter is not None:
+                self.carrier.warm_up()
+                self._warm = True
+            results, chunk = self._send_chunk(claimed, deadline)
+            with session_scope() as session:
+                chunk.conflicts += record(session, results)
+                fault_point("before_commit")
+            outcome.add(chunk)
+            if chunk.defer_seconds is not None:
+                outcome.defer_seconds = chunk.defer_seconds
+                outcome.window_closed = chunk.window_closed
+                return outcome
+
+    def _send_chunk(
+        self, claimed: list[Claimed], deadline: float
+    ) -> tuple[list[SendResult], BatchOutcome]:
+        results: list[SendResult] = []
+        outcome = BatchOutcome()
+        for i, msg in enumerate(claimed):
+            if not self.window.is_open(self.clock()):
+                outcome.window_closed = True
+                outcome.defer_seconds = self.window.seconds_until_open(self.clock())
+            elif not self._wait_for_limiter(msg.segments, deadline):
+                outcome.defer_seconds = 0.0
+            if outcome.defer_seconds is not None:
+                # Not attempted: back to the queue, no retry counted.
+                results += [SendResult(m, SubmissionStatus.QUEUED) for m in claimed[i:]]
+                break
+            fresh = self._fresh_claim(msg)
+            if fresh is None:  # the reconciler took it back meanwhile: not ours to send
+                outcome.conflicts += 1
+                continue
+            result = self._send_one(fresh)
+            results.append(result)
+            self._tally(outcome, result)
+            if result.status is SubmissionStatus.QUEUED:  # transient: the carrier pushes back
+                outcome.defer_seconds = _backoff(msg.retry_count)
+                results += [SendResult(m, SubmissionStatus.QUEUED) for m in claimed[i + 1 :]]
+                break
+        return results, outcome
+
+    def _fresh_claim(self, msg: Claimed) -> Claimed | None:
+        """The claim, renewed if it has aged past half the reconciler's delay; None if lost.
+
+        Rows of a chunk wait their turn behind the rate limiter and the carrier's
+        backoffs, possibly longer than SMS_RECONCILE_SENDING_AFTER_SECONDS. The
+        reconciler would then find no message at the carrier, queue the row again, and
+        another worker would send it while this one still does: a duplicate SMS (found
+        by scripts/chaos.py). Renewing the claim before the call means every call starts
+        at most half that delay after its claim and ends a carrier timeout later, well
+        before the reconciler may touch the row; if the reconciler was first, the
+        guarded UPDATE matches nothing and the row is skipped.
+        """
+        half = self.settings.sms_reconcile_sending_after_seconds / 2
+        if (utcnow() - msg.claimed_at).total_seconds() < half:
+            return msg
+        with session_scope() as session:
+            renewed = session.execute(
+                REFRESH_SQL, {"id": msg.id, "claimed_at": msg.claimed_at}
+            ).scalar_one_or_none()
+        return None if renewed is None else replace(msg, claimed_at=renewed)
+
+    def _send_one(self, msg: Claimed) -> SendResult:
+        s = self.settings
+        try:
+            sent = self.carrier.send(
+                msg.phone_number,
+                msg.body,
+                status_callback=s.sms_status_callback_url,
+                validity_period=s.sms_validity_period_seconds,
+            )
+            fault_point("after_carrier_accept")
+            return SendResult(msg, SubmissionStatus.SUBMITTED, sid=sent.sid, submitted_at=utcnow())
+        except PermanentCarrierError as exc:
+            return SendResult(
+                msg, SubmissionStatus.FAILED, error_code=exc.code_label, reason=str(exc)[:255]
+            )
+        except TransientCarrierError as exc:
+            if msg.retry_count + 1 > s.sms_max_transient_retries:
+                return SendResult(
+                    msg,
+                    SubmissionStatus.FAILED,
+                    error_code=exc.code_label,
+                    reason="TRANSIENT_RETRIES_EXHAUSTED",
+                    retry_increment=1,
+                )
+            return SendResult(
+                msg, SubmissionStatus.QUEUED, error_code=exc.code_label, retry_increment=1
+            )
+        except AmbiguousCarrierError as exc:
+            found = self._find(msg)
+            if found is not None:
+                return SendResult(msg, SubmissionStatus.SUBMITTED, sid=found, submitted_at=utcnow())
+            # Maybe accepted, maybe not: only the reconciler, after a safe delay, may
+            # conclude "not sent" and queue it again.
+            return SendResult(
+                msg, SubmissionStatus.SENDING, error_code=exc.code_label, reason="AMBIGUOUS"
+            )
+
+    def _find(self, msg: Claimed) -> str | None:
+        try:
+            found = self.carrier.find_sent(msg.phone_number, msg.body, msg.claimed_at)
+        except CarrierError:
+            return None
+        return found.sid if found else None
+
+    def _wait_for_limiter(self, segments: int, deadline: float) -> bool:
+        if self.limiter is None:
+            return True
+        waited = False
+        while True:
+            wait = self.limiter.try_acquire(segments)
+            if wait <= 0:
+                return True
+            if not waited:
+                RATE_LIMIT_WAITS.labels("sms_segments").inc()
+                waited = True
+            if time.monotonic() + wait > deadline:
+                return False
+            time.sleep(wait)
+
+    @staticmethod
+    def _tally(outcome: BatchOutcome, result: SendResult) -> None:
+        label = result.error_code or "none"
+        SMS_SUBMISSIONS.labels(str(result.status), label).inc()
+        if result.status is SubmissionStatus.SUBMITTED:
+            outcome.submitted += 1
+            outcome.segments += result.claimed.segments
+            SMS_SEGMENTS.inc(result.claimed.segments)
+        elif result.status is SubmissionStatus.FAILED:
+            outcome.failed += 1
+        elif result.status is SubmissionStatus.QUEUED:
+            outcome.requeued += 1
+        else:
+            outcome.unresolved += 1
+
+
+def _backoff(retry_count: int) -> float:
+    return float(min(60.0, 2.0**retry_count) * random.uniform(0.8, 1.2))

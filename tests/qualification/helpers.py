@@ -1,0 +1,54 @@
+"""Arrange helpers shared by the qualification and report tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from app.models import Customer, DailyBalanceCheck
+from app.qualification.months import Month
+from tests.support.factories import utcnow
+
+
+def fill_month(
+    session: Session,
+    customer: Customer,
+    month: str,
+    *,
+    balance: str = "20000.00",
+    skip: Iterable[int] = (),
+    balances: dict[int, str] | None = None,
+    from_day: int = 1,
+) -> int:
+    """Insert one check per day of ``month`` (bulk), except the ``skip`` days."""
+    m = Month.parse(month)
+    skipped = set(skip)
+    rows = []
+    for day in range(from_day, m.days + 1):
+        if day in skipped:
+            continue
+        amount = Decimal((balances or {}).get(day, balance))
+        rows.append(
+            {
+                "customer_id": customer.id,
+                "check_date": m.first + timedelta(days=day - 1),
+                "balance": amount,
+                "threshold": Decimal("15000.00"),
+                "passes_threshold": amount >= Decimal("15000.00"),
+                "check_timestamp": utcnow(),
+                "data_quality_flag": "NEGATIVE_BALANCE" if amount < 0 else None,
+                "correlation_id": uuid.uuid4(),
+            }
+        )
+    if rows:
+        session.execute(insert(DailyBalanceCheck), rows)
+    return len(rows)
+
+
+def day(month: str, n: int) -> date:
+    return Month.parse(month).first + timedelta(days=n - 1)
