@@ -18,7 +18,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.balances import repository, runs
@@ -26,6 +25,7 @@ from app.balances.checks import CheckRow, evaluate, write_checks
 from app.balances.repository import IdRange
 from app.balances.sources import BalanceSource, Missing, MissingReason, source_from_spec
 from app.config import get_settings
+from app.db.audit import set_audit_context
 from app.db.session import session_scope
 from app.observability.metrics import BALANCE_CHECKS, BALANCE_MISSING
 
@@ -56,9 +56,7 @@ class PassResult:
 
 def set_correlation(session: Session, correlation_id: uuid.UUID) -> None:
     # The audit trigger falls back to this for rows without their own correlation id.
-    session.execute(
-        text("SELECT set_config('app.correlation_id', :c, true)"), {"c": str(correlation_id)}
-    )
+    set_audit_context(session, correlation_id)
 
 
 def check_batch(

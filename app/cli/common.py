@@ -25,6 +25,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from app.months import InvalidMonth, Month
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -37,6 +39,14 @@ class OutputFormat(StrEnum):
 
 class UserError(Exception):
     """A problem the operator can fix (bad argument, closed month, ...): no traceback."""
+
+
+def parse_month(text: str, option: str = "--month") -> Month:
+    """An operator's ``YYYY-MM`` as the one ``Month`` type; a clean error otherwise."""
+    try:
+        return Month.parse(text)
+    except InvalidMonth as exc:
+        raise UserError(f"{option}: {exc}") from None
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -6,7 +6,7 @@ from datetime import date
 
 import typer
 
-from app.cli.common import OutputFormat, UserError, emit_rows, progress_bar
+from app.cli.common import OutputFormat, UserError, emit_rows, parse_month, progress_bar
 from app.cli.groups import enqueue_app, report_app, run_app
 from app.config import get_settings
 from app.db.session import session_scope
@@ -44,14 +44,6 @@ def _parse_day(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise UserError(f"--day must be YYYY-MM-DD, got {value!r}") from None
-
-
-def _parse_month(value: str) -> date:
-    try:
-        year, month = (int(part) for part in value.split("-"))
-        return date(year, month, 1)
-    except ValueError:
-        raise UserError(f"--month must be YYYY-MM, got {value!r}") from None
 
 
 @run_app.command("delivery-poll")
@@ -113,7 +105,7 @@ def report_failures(
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """Undeliverable, failed and unknown-outcome messages of the month, by reason."""
-    first = _parse_month(month)
+    first = parse_month(month).first
     with session_scope() as session:
         if messages:
             rows = list(failed_messages(session, first))

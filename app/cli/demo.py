@@ -17,16 +17,17 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import OutputFormat, UserError, console, emit_rows, progress_bar
+from app.cli.common import OutputFormat, UserError, console, emit_rows, parse_month, progress_bar
 from app.cli.groups import cli
 from app.config import PROJECT_ROOT, get_settings
-from app.qualification.months import Month, QualificationError, ensure_closed, local_today
+from app.months import Month, local_today
+from app.qualification.months import QualificationError, ensure_closed
 
 
 def _month(text: str | None) -> Month:
     tz = get_settings().tz
     try:
-        month = Month.parse(text) if text else Month.of(local_today(tz)).previous()
+        month = parse_month(text) if text else Month.of(local_today(tz)).previous()
         ensure_closed(month, tz)
     except QualificationError as exc:
         raise UserError(str(exc)) from None

@@ -7,20 +7,13 @@ from typing import Any
 
 import typer
 
-from app.cli.common import OutputFormat, UserError, console, emit_rows, err_console
+from app.cli.common import OutputFormat, UserError, console, emit_rows, err_console, parse_month
 from app.cli.groups import enqueue_app, run_app
 from app.config import get_settings
-from app.qualification.months import Month, QualificationError, ensure_closed
+from app.qualification.months import QualificationError, ensure_closed
 
 FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
 MONTH_HELP = "The month to qualify, YYYY-MM (it must be over in the bank's time zone)."
-
-
-def _month(text: str) -> Month:
-    try:
-        return Month.parse(text)
-    except QualificationError as exc:
-        raise UserError(str(exc)) from None
 
 
 def _operator() -> str:
@@ -46,7 +39,7 @@ def run_qualification(
 
     from app.qualification import service
 
-    target = _month(month)
+    target = parse_month(month)
     operator = _operator()
     with Progress(console=err_console, disable=not err_console.is_terminal) as bar:
         tasks: dict[str, Any] = {}
@@ -93,7 +86,7 @@ def enqueue_qualification(
     ),
 ) -> None:
     """Send the month's qualification to the workers (queue 'qualification')."""
-    target = _month(month)
+    target = parse_month(month)
     try:
         ensure_closed(target, get_settings().tz)
     except QualificationError as exc:

@@ -10,22 +10,15 @@ from typing import Any
 
 import typer
 
-from app.cli.common import OutputFormat, UserError, emit_rows
+from app.cli.common import OutputFormat, UserError, emit_rows, parse_month
 from app.cli.groups import report_app
 from app.config import get_settings
 from app.db.session import session_scope
-from app.qualification.months import Month, QualificationError, local_today
+from app.months import Month, local_today
 from app.qualification.progress import month_progress
 from app.qualification.reports import QUALIFICATION_COLUMNS, month_report, qualification_rows
 
 FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
-
-
-def _month(text: str) -> Month:
-    try:
-        return Month.parse(text)
-    except QualificationError as exc:
-        raise UserError(str(exc)) from None
 
 
 def _cell(value: Any) -> Any:
@@ -43,7 +36,7 @@ def report_qualifications(
     qualified_only: bool = typer.Option(False, "--qualified-only"),
 ) -> None:
     """One line per evaluated customer of the month (streamed for csv and json)."""
-    target = _month(month)
+    target = parse_month(month)
     with session_scope() as session:
         rows = qualification_rows(session, target, qualified_only=qualified_only)
         if fmt is OutputFormat.CSV:
@@ -72,7 +65,7 @@ def report_month(
     month: str = typer.Option(..., "--month", help="YYYY-MM"), fmt: OutputFormat = FORMAT
 ) -> None:
     """The month's performance: qualified and rate, SMS sent, delivered and rate, reasons."""
-    target = _month(month)
+    target = parse_month(month)
     with session_scope() as session:
         report = month_report(session, target)
     if fmt is OutputFormat.TABLE:
@@ -90,7 +83,7 @@ def report_progress(
 ) -> None:
     """During a month: customers still on track, and who dropped out on which day."""
     today = local_today(get_settings().tz)
-    target = _month(month) if month else Month.of(today)
+    target = parse_month(month) if month else Month.of(today)
     until: date | None = None
     if through:
         try:

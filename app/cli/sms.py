@@ -9,13 +9,21 @@ from datetime import date
 import typer
 from sqlalchemy import select
 
-from app.cli.common import OutputFormat, UserError, console, emit_rows, err_console, progress_bar
+from app.cli.common import (
+    OutputFormat,
+    UserError,
+    console,
+    emit_rows,
+    err_console,
+    parse_month,
+    progress_bar,
+)
 from app.cli.groups import cli, enqueue_app, run_app, simulate_app
 from app.config import get_settings
 from app.db.session import session_scope
 from app.models import Customer
 from app.notifications.carrier import CarrierClient, CarrierConfigError
-from app.notifications.outbox import OutboxError, parse_month, prepare_month, queued_batches
+from app.notifications.outbox import OutboxError, prepare_month, queued_batches
 from app.notifications.segments import analyze
 from app.notifications.sending import (
     BatchOutcome,
@@ -33,10 +41,7 @@ cli.add_typer(sms_app, name="sms")
 
 
 def _month(value: str) -> date:
-    try:
-        return parse_month(value)
-    except OutboxError as exc:
-        raise UserError(str(exc)) from None
+    return parse_month(value).first
 
 
 @sms_app.command("preview")

@@ -1,7 +1,11 @@
 """Engine and the unit-of-work scope.
 
-Repositories and services take a ``Session`` and never commit; the caller at the top
-(an actor, a CLI command) opens ``session_scope()``, which commits or rolls back.
+The transaction rule (README, "Architecture"): repositories and services take a
+``Session`` and never commit; the caller at the top (an actor, a CLI command) opens
+``session_scope()``, which commits or rolls back. A service that must release the
+connection around slow I/O (a carrier or core-banking call, a long run made of several
+commits) is handed a ``SessionScope`` (``session_scope`` itself, in production) instead,
+and says so in its docstring.
 Every connection runs with ``timezone=UTC``: the seed's columns are TIMESTAMP without
 time zone and ``CURRENT_TIMESTAMP`` must mean UTC in all of them.
 """
@@ -10,8 +14,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
@@ -19,6 +23,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings, get_settings
 from app.db.embedded import start_embedded
+
+# A factory of transactions: each call opens one (commit on success, rollback on error).
+SessionScope = Callable[[], AbstractContextManager[Session]]
 
 _lock = threading.Lock()
 _engine: Engine | None = None

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, select, text, update
 from sqlalchemy.orm import Session
 
+from app.db.audit import set_audit_context
 from app.maintenance import cold_storage
 from app.models import ARCHIVE_TABLES, AuditLog, JobRun
 from app.models.enums import RunStatus, Severity
@@ -281,7 +282,7 @@ def _archive_all(
         moved = 0
         while True:
             with transaction() as session:
-                session.execute(text(f"SET LOCAL app.correlation_id = '{correlation}'"))
+                set_audit_context(session, correlation)
                 n = move_batch(session, step, params[step.audit], policy.batch_size)
             moved += n
             if progress:

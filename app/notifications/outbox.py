@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, text, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.config import Settings, get_settings
+from app.db.audit import set_audit_context
 from app.models import Customer, JobRun, MonthlyQualification, Notification
 from app.models.enums import SubmissionStatus
 from app.notifications.segments import analyze
@@ -226,7 +227,7 @@ def prepare_month(
     run = _run_for(session, month, triggered_by)
     result.run_id, result.correlation_id = run.id, run.correlation_id
     # The audit trigger reads the transaction's correlation id (rows carry it too).
-    session.execute(text(f"SET LOCAL app.correlation_id = '{run.correlation_id}'"))
+    set_audit_context(session, run.correlation_id)
     size = settings.sms_batch_size
     batch_ids = [uuid.uuid4() for _ in range(0, len(to_send), size)]
     values: list[dict[str, Any]] = []

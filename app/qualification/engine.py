@@ -21,7 +21,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.qualification.months import REASON_ORDER, Month
+from app.db.audit import set_audit_context
+from app.months import Month
+from app.qualification.months import REASON_ORDER
 
 # pg_advisory_xact_lock(class, month): 'QUAL' in ASCII. Anything that must not interleave
 # with a month's qualification (e.g. preparing its notifications) may take the same lock.
@@ -203,11 +205,7 @@ def prepare_transaction(
         text("SELECT pg_advisory_xact_lock(:cls, :key)"),
         {"cls": LOCK_CLASS, "key": month.lock_key},
     )
-    session.execute(
-        text("SELECT set_config('app.correlation_id', :cid, true)"), {"cid": str(correlation_id)}
-    )
-    if user_id:
-        session.execute(text("SELECT set_config('app.user_id', :uid, true)"), {"uid": user_id})
+    set_audit_context(session, correlation_id, user_id)
     if work_mem:
         # One big hash aggregate over the month: enough memory keeps it off disk.
         session.execute(text("SELECT set_config('work_mem', :wm, true)"), {"wm": work_mem})

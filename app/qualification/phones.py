@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.months import Month
 from app.phones import classify
-from app.qualification.months import Month
 
 _STALE = """
     (c.last_verified IS NULL OR c.last_verified < c.updated_at)

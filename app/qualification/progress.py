@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.qualification.months import Month
+from app.months import Month
 
 _LATEST_DAY = text(
     """

@@ -13,8 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.models.enums import SubmissionStatus
+from app.months import Month
 from app.qualification.engine import month_totals
-from app.qualification.months import REASON_ORDER, Month
+from app.qualification.months import REASON_ORDER
 
 QUALIFICATION_COLUMNS = (
     "account_number",

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.models import AuditLog, JobRun
 from app.models.enums import RunStatus
-from app.qualification.months import Month
+from app.months import Month
 
 JOB = "qualification"
 SERVICE = "QualificationEngine"

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from app.months import Month, closed_months
 from app.qualification import runs
-from app.qualification.months import Month, closed_months
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,11 @@ from typing import Any
 from app.config import get_settings
 from app.db.session import session_scope
 from app.models.enums import DisqualificationReason, Severity
+from app.months import Month
 from app.observability import metrics
 from app.observability.events import record_event
 from app.qualification import engine, phones, runs
-from app.qualification.months import Month, QualificationError, ensure_closed
+from app.qualification.months import QualificationError, ensure_closed
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from app.devtools.demo.customers import PhoneKind, composition, generate
 from app.devtools.demo.environment import DEMO_MISSING_RATE, DEMO_PROFILES
 from app.devtools.simulators.carrier import SimConfig, SimulatorThread
 from app.devtools.simulators.core_banking import balance_for, is_missing
+from app.months import Month
 from app.phones import classify
-from app.qualification.months import Month
 
 CUSTOMERS = 60
 SEED = 3

@@ -11,7 +11,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app.models import Customer, DailyBalanceCheck
-from app.qualification.months import Month
+from app.months import Month
 from tests.support.factories import utcnow
 
 

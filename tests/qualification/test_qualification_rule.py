@@ -12,8 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.models import Customer, DailyBalanceCheck, MonthlyQualification
+from app.months import Month, is_closed
 from app.qualification import engine
-from app.qualification.months import Month, MonthNotClosed, ensure_closed, is_closed
+from app.qualification.months import MonthNotClosed, ensure_closed
 from app.qualification.service import run_month
 from tests.qualification.helpers import day, fill_month
 from tests.support.factories import create_customer, utcnow

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import JobRun, MonthlyQualification
+from app.months import Month, closed_months
 from app.qualification import runs, schedule, service
-from app.qualification.months import Month, closed_months
 from app.qualification.service import run_month
 from tests.qualification.helpers import fill_month
 from tests.support.factories import create_customer

@@ -15,8 +15,9 @@ from periodiq import cron
 
 from app.config import get_settings
 from app.db.session import session_scope
+from app.months import Month
 from app.qualification import runs, schedule, service
-from app.qualification.months import Month, MonthNotClosed, QualificationError
+from app.qualification.months import MonthNotClosed, QualificationError
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from app.devtools.demo import state
 from app.devtools.demo.customers import composition, generate, write_csv
 from app.devtools.demo.environment import DemoEnvironment
 from app.models.enums import RunStatus, SubmissionStatus
-from app.qualification.months import Month
+from app.months import Month
 from app.qualification.reports import month_report
 
 Advance = Callable[[int], None]

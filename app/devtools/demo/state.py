@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.models.enums import SubmissionStatus
-from app.qualification.months import Month
+from app.months import Month
 
 
 def db_now(session: Session) -> datetime:
