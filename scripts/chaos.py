@@ -183,6 +183,7 @@ class Chaos:
         """Customers with unique names, emails and phones (so the log search is exact);
         some inactive, some landlines (they must not qualify)."""
         from app.customers.importer import import_customers
+        from app.db.session import session_scope
 
         path = self.workdir / "customers.csv"
         with path.open("w", newline="", encoding="utf-8") as handle:
@@ -194,7 +195,7 @@ class Chaos:
                 first = f"נועה{i:05d}" if i % 3 == 0 else f"Dana{i:05d}"
                 out.writerow([f"CH{i:07d}", first, f"Levi{i:05d}x", f"dana{i:05d}@example.co.il",
                               phone, "premium", "false" if i % 50 == 0 else "true"])  # fmt: skip
-        report = import_customers(path)
+        report = import_customers(session_scope, path)
         self.say(f"customers imported: {report.as_dict()}")
 
     # --- the scheduler's kicks, pinned to the month under test -------------------------
