@@ -5,7 +5,7 @@ days of one 30-day month of checks (generate_series, audit trigger and secondary
 off for the load only, rebuilt after), then times, on the same data in the same run:
 
   1. the seed's bare aggregate SELECT (data architecture section 6.1, its month),
-  2. the project's deciding query alone (app.qualification.engine.DECIDE_SQL),
+  2. the project's deciding query alone (app.qualification.repository.decisions.DECIDE_SQL),
   3. the whole qualification run (phone check, decide, write, audit, bookkeeping),
 
 and prints each beside the seed's SELECT with the ratio. Targets: 2 <= 0.5x, 3 <= 3x.
@@ -181,8 +181,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from app.config import get_settings
-    from app.qualification.engine import DECIDE_SQL
     from app.qualification.months import Month
+    from app.qualification.repository.decisions import DECIDE_SQL
 
     month = Month.parse(args.month)
     server = db_session.resolve_database_url()
@@ -242,10 +242,10 @@ def main() -> None:
         from app.qualification.service import run_month
 
         t = time.perf_counter()
-        result = run_month(month, gap_repair=None, triggered_by="bench")
+        result = run_month(db_session.session_scope, month, gap_repair=None, triggered_by="bench")
         whole = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        again = run_month(month, gap_repair=None, triggered_by="bench")
+        again = run_month(db_session.session_scope, month, gap_repair=None, triggered_by="bench")
         rerun = (time.perf_counter() - t) * 1000
         cur = bench.cursor()
         cur.execute(
