@@ -20,6 +20,7 @@ import dramatiq
 from periodiq import cron
 
 from app.config import get_settings
+from app.db.session import session_scope
 from app.maintenance import retention
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def _kick_cron() -> str:
     time_limit=6 * 60 * 60 * 1000,
 )
 def retention_run(triggered_by: str = "worker") -> None:
-    result = retention.run(triggered_by=triggered_by)
+    result = retention.run(session_scope, triggered_by=triggered_by)
     if result.skipped:
         log.info("retention: %s", result.skipped)
         return
