@@ -59,9 +59,7 @@ def run_retention(
 @enqueue_app.command("retention")
 def enqueue_retention() -> None:
     """Send a retention run to the workers (queue 'maintenance')."""
-    # Lazily (app/ does not load dramatiq); the broker module first: it sets the broker
-    # (with the periodiq middleware) that the actor module registers on.
-    import worker.broker  # noqa: F401
+    # Lazily: only enqueueing commands load the worker runtime.
     from worker.actors.maintenance import retention_run
 
     message = retention_run.send(_operator())

@@ -110,12 +110,13 @@ def stuck_rows(
     ]
 
 
-def queue_rows(client: Any, now_ms: float | None = None) -> list[dict[str, Any]]:
+def queue_rows(broker: dlq.BrokerView, now_ms: float | None = None) -> list[dict[str, Any]]:
     """Depth, delayed, in-flight-free oldest age and dead letters of every queue."""
     now_ms = now_ms if now_ms is not None else datetime.now(UTC).timestamp() * 1000
+    client = broker.client
     rows = []
-    dead = dlq.counts(client)
-    for queue in dlq.QUEUES:
+    dead = dlq.counts(broker)
+    for queue in broker.queues:
         key = f"{dlq.NAMESPACE}:{queue}"
         pipe = client.pipeline(transaction=False)
         pipe.llen(key)
@@ -149,7 +150,7 @@ def _age_seconds(raw: bytes | str | None, now_ms: float) -> float | None:
 
 def collect(
     session: Session,
-    redis_client: Any | None,
+    broker: dlq.BrokerView | None,
     *,
     per_job: int = 3,
     thresholds: StuckThresholds | None = None,
@@ -160,11 +161,11 @@ def collect(
         runs=recent_runs(session, per_job),
         stuck=stuck_rows(session, thresholds or StuckThresholds.from_settings()),
     )
-    if redis_client is None:
+    if broker is None:
         status.broker_error = "REDIS_URL is not set"
     else:
         try:
-            status.queues = queue_rows(redis_client)
+            status.queues = queue_rows(broker)
         except Exception as exc:  # noqa: BLE001 - any broker failure is shown, not fatal
             status.broker_error = f"{type(exc).__name__}: {str(exc)[:200]}"
     return status
