@@ -229,9 +229,9 @@ def main() -> None:
         print(f"  (b) send at {args.mps} segments/s ...", flush=True)
         os.environ["SMS_MPS"] = str(args.mps)
         get_settings.cache_clear()
-        from worker.ratelimit import segment_limiter
+        from worker.limits import sms_segments
 
-        limiter = segment_limiter(client=None)
+        limiter = sms_segments()
         _, send_b, sent_b = send_month(base, MONTH_B, args.threads, limiter)
         rows = requests.get(f"{base}/_sim/messages", timeout=60).json()
         accepts = [(r["accepted_at"], r["num_segments"]) for r in rows]

@@ -150,9 +150,9 @@ def redis_client() -> Iterator[object]:
     else:
         import fakeredis
 
-        from worker.broker import _shared_fake_server
+        from worker.resources import shared_fake_server
 
-        client = fakeredis.FakeRedis(server=_shared_fake_server())
+        client = fakeredis.FakeRedis(server=shared_fake_server())
         client.flushdb()
         yield client
         client.flushdb()

@@ -1,4 +1,9 @@
-"""The one broker module, imported before any actor (``worker.tasks`` does it first).
+"""The broker: the one front door every actor module imports (``from worker.broker import actor``).
+
+Importing it builds the broker from settings with an explicit middleware list, sets it
+as Dramatiq's global broker, and starts the scheduler's /metrics when this is the
+periodiq process. ``actor`` declares an actor on that broker with its queue from the
+``Queue`` enum, so no actor module can be imported before the broker exists.
 
 Production uses Redis (REDIS_URL). ``DRAMATIQ_BROKER=stub`` gives an in-process
 StubBroker (the demo and unit tests); ``DRAMATIQ_BROKER=fakeredis`` a RedisBroker on a
@@ -7,8 +12,8 @@ fakeredis server (tests that need Redis semantics without a Redis server).
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -24,18 +29,16 @@ from dramatiq.middleware import (
 )
 from periodiq import PeriodiqMiddleware
 
-from app.config import get_settings
 from app.observability.sentry import init_sentry
 from worker.metrics_middleware import (
     LogContextMiddleware,
     PrometheusMiddleware,
     start_scheduler_exporter,
 )
+from worker.resources import Queue, broker_kind, redis_client
 
-# Queues are split by stage so worker pools can be sized apart (docker/compose.yaml).
-QUEUES = ("balances", "qualification", "outbox", "sms", "delivery", "maintenance")
-
-_redis_client: Any = None
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def middleware() -> list[Any]:
@@ -53,51 +56,33 @@ def middleware() -> list[Any]:
         Pipelines(),
         # retry control: small backoff; idempotent actors make redelivery harmless
         Retries(max_retries=10, min_backoff=1_000, max_backoff=5 * 60 * 1000),
-        # scheduling: periodic actors are thin kicks (DESIGN.md periodiq traps)
+        # scheduling: periodic actors are thin kicks (docs/decisions.md, periodiq traps)
         PeriodiqMiddleware(skip_delay=30),
     ]
 
 
-def redis_client() -> Any:
-    """The Redis client the broker uses (rate limiters share it)."""
-    return _redis_client
-
-
 def build_broker(kind: str | None = None) -> dramatiq.Broker:
-    global _redis_client
-    kind = kind or os.environ.get("DRAMATIQ_BROKER", "redis")
+    kind = kind or broker_kind()
     if kind == "stub":
         broker: dramatiq.Broker = StubBroker(middleware=middleware())
         broker.emit_after("process_boot")
-        _redis_client = None
-    elif kind == "fakeredis":
-        import fakeredis
-
-        _redis_client = fakeredis.FakeRedis(server=_shared_fake_server())
-        broker = RedisBroker(client=_redis_client, middleware=middleware())
     else:
-        settings = get_settings()
-        if settings.redis_url is None:
-            raise RuntimeError("REDIS_URL is not set (or use DRAMATIQ_BROKER=stub)")
-        import redis
-
-        _redis_client = redis.Redis.from_url(settings.redis_url.get_secret_value())
-        broker = RedisBroker(client=_redis_client, middleware=middleware())
-    for queue in QUEUES:
-        broker.declare_queue(queue)
+        broker = RedisBroker(client=redis_client(), middleware=middleware())
+    for queue in Queue:
+        broker.declare_queue(queue.value)
     return broker
 
 
-_fake_server: Any = None
+def actor(
+    name: str, queue: Queue, **options: Any
+) -> Callable[[Callable[P, R]], dramatiq.Actor[P, R]]:
+    """Declare ``fn`` as the actor ``name`` on this broker, consuming ``queue``."""
 
+    def decorate(fn: Callable[P, R]) -> dramatiq.Actor[P, R]:
+        declare = dramatiq.actor(actor_name=name, queue_name=queue.value, broker=broker, **options)
+        return declare(fn)
 
-def _shared_fake_server() -> Any:
-    global _fake_server
-    if _fake_server is None:
-        import fakeredis
-
-        _fake_server = fakeredis.FakeServer()
-    return _fake_server
+    return decorate
 
 
 # Sentry first: its Dramatiq integration hooks Broker.__init__ (only if SENTRY_DSN is set).

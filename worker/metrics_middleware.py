@@ -35,6 +35,8 @@ from app.observability.exporter import (
 )
 from app.observability.logging import bind, configure_logging
 from app.observability.sentry import release
+from worker.queue_stats import refresher
+from worker.resources import Queue, broker_kind, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -160,13 +162,9 @@ class LogContextMiddleware(Middleware):
 
 def _refreshers() -> list[Refresher]:
     """Scrape-time samplers: queue stats when the broker is a real Redis."""
-    from worker import broker as broker_module
-    from worker.queue_stats import refresher
-
-    client = broker_module.redis_client()
-    if client is None or type(client).__module__.startswith("fakeredis"):
+    if broker_kind() != "redis":
         return []  # stub broker, or a fakeredis server private to this process
-    return [refresher(client, broker_module.QUEUES)]
+    return [refresher(redis_client(), [q.value for q in Queue])]
 
 
 def serve_worker_metrics() -> int:

@@ -1,17 +1,12 @@
 """The actor registry: ``dramatiq worker.tasks`` and ``periodiq worker.tasks`` load this.
 
-It imports the broker first, then every actor module.
+Every actor module imports the broker front door (``worker.broker``) itself; this module
+only makes sure all of them are registered in every worker and in the scheduler.
 """
 
 from __future__ import annotations
 
-from worker import broker as _broker  # noqa: F401  (sets the global broker first)
+from worker.actors import balances, delivery, maintenance, notifications, qualification
+from worker.broker import broker
 
-broker = _broker.broker
-
-# Actor modules (each registers its actors on the broker when imported).
-from worker.actors import balances as _balances  # noqa: E402,F401
-from worker.actors import delivery as _delivery  # noqa: E402,F401
-from worker.actors import maintenance as _maintenance  # noqa: E402,F401
-from worker.actors import notifications as _notifications  # noqa: E402,F401
-from worker.actors import qualification as _qualification  # noqa: E402,F401
+__all__ = ["balances", "broker", "delivery", "maintenance", "notifications", "qualification"]

@@ -8,9 +8,8 @@ import typer
 
 from app.cli.common import OutputFormat, UserError, emit_rows, parse_month, progress_bar
 from app.cli.groups import enqueue_app, report_app, run_app
-from app.config import get_settings
 from app.db.session import session_scope
-from app.delivery.polling import CallLimiter, DeliveryPoller, Mode, PollStats
+from app.delivery.polling import DeliveryPoller, Mode, PollStats
 from app.delivery.reports import (
     BY_REASON_COLUMNS,
     MESSAGE_COLUMNS,
@@ -18,25 +17,13 @@ from app.delivery.reports import (
     failures_by_reason,
 )
 from app.notifications.carrier import CarrierClient, CarrierConfigError
-from app.notifications.sending import LocalSegmentLimiter
+from worker import limits
 
 FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
 MODE = typer.Option(Mode.AUTO, "--mode", help="auto (list or fetch, fewer calls), bulk, fetch")
 SUMMARY = ("day", "mode", "due", "calls", "list_calls", "fetch_calls", "changed", "unchanged",
            "finals", "deadline_finals", "unknown_statuses", "contradictions", "stragglers_left",
            "carrier_error")  # fmt: skip
-
-
-def _limiter() -> CallLimiter | None:
-    settings = get_settings()
-    if settings.delivery_carrier_rps <= 0:
-        return None
-    if settings.redis_url is not None:
-        # Share the workers' limit: an operator run must not double the carrier rate.
-        from worker.actors.delivery import carrier_read_limiter
-
-        return carrier_read_limiter(settings)
-    return LocalSegmentLimiter(settings.delivery_carrier_rps, 1.0)
 
 
 def _parse_day(value: str) -> date:
@@ -60,7 +47,8 @@ def run_delivery_poll(
 ) -> None:
     """Poll the carrier once, in this process, for every day with messages due."""
     try:
-        poller = DeliveryPoller(CarrierClient.from_settings(), _limiter())
+        # Shares the workers' read limit when REDIS_URL is set.
+        poller = DeliveryPoller(CarrierClient.from_settings(), limits.carrier_reads())
     except CarrierConfigError as exc:
         raise UserError(str(exc)) from None
     if day is not None:

@@ -19,7 +19,6 @@ from app.cli.common import (
     progress_bar,
 )
 from app.cli.groups import cli, enqueue_app, run_app, simulate_app
-from app.config import get_settings
 from app.db.session import session_scope
 from app.models import Customer
 from app.notifications.carrier import CarrierClient, CarrierConfigError
@@ -27,13 +26,12 @@ from app.notifications.outbox import OutboxError, prepare_month, queued_batches
 from app.notifications.segments import analyze
 from app.notifications.sending import (
     BatchOutcome,
-    LocalSegmentLimiter,
-    SegmentLimiter,
     Sender,
     utcnow,
 )
 from app.notifications.templates import TemplateError, get_template
 from app.notifications.window import SendWindow
+from worker import limits
 
 FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
 sms_app = typer.Typer(help="SMS templates and segment counts.", no_args_is_help=True)
@@ -114,18 +112,6 @@ def simulate_carrier(
     serve(config, host=host, port=port)
 
 
-def _limiter() -> SegmentLimiter | None:
-    settings = get_settings()
-    if settings.sms_mps <= 0:
-        return None
-    if settings.redis_url is not None:
-        # Share the workers' limit: an operator run must not double the carrier rate.
-        from worker.ratelimit import segment_limiter
-
-        return segment_limiter(settings)
-    return LocalSegmentLimiter(settings.sms_mps, 1.0 + settings.sms_rate_window_margin_seconds)
-
-
 @run_app.command("notifications")
 def run_notifications(
     month: str = typer.Option(..., help="The qualified month, YYYY-MM."),
@@ -147,7 +133,8 @@ def run_notifications(
         batches = queued_batches(session, first)
     window = SendWindow.from_settings()
     try:
-        sender = Sender(CarrierClient.from_settings(), _limiter(), window)
+        # Shares the workers' limit when REDIS_URL is set: a run must not double the rate.
+        sender = Sender(CarrierClient.from_settings(), limits.sms_segments(), window)
     except CarrierConfigError as exc:
         raise UserError(str(exc)) from None
     total = BatchOutcome()

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -41,6 +41,7 @@ from app.models.enums import DeliveryState, RunStatus, Severity
 from app.notifications.carrier import CarrierClient, CarrierError, CarrierMessage
 from app.observability.events import record_event
 from app.observability.metrics import DELIVERY_CARRIER_CALLS, DELIVERY_STATUSES, RATE_LIMIT_WAITS
+from app.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,6 @@ class Mode(StrEnum):
     AUTO = "auto"
     BULK = "bulk"
     FETCH = "fetch"
-
-
-class CallLimiter(Protocol):
-    def try_acquire(self, segments: int) -> float:
-        """0.0 when granted, else the seconds to wait (same contract as the SMS limiter)."""
 
 
 def utcnow() -> datetime:
@@ -101,7 +97,7 @@ class DeliveryPoller:
     def __init__(
         self,
         carrier: CarrierClient,
-        limiter: CallLimiter | None = None,
+        limiter: RateLimiter | None = None,
         settings: Settings | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:

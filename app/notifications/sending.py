@@ -26,14 +26,12 @@ import logging
 import os
 import random
 import signal
-import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -51,6 +49,7 @@ from app.notifications.carrier import (
 from app.notifications.window import SendWindow
 from app.observability.events import record_event
 from app.observability.metrics import RATE_LIMIT_WAITS, SMS_SEGMENTS, SMS_SUBMISSIONS
+from app.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -65,42 +64,6 @@ def fault_point(name: str) -> None:
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-class SegmentLimiter(Protocol):
-    def try_acquire(self, segments: int) -> float:
-        """Take ``segments`` units: 0.0 when granted, else seconds to wait before retrying."""
-
-
-class LocalSegmentLimiter:
-    """In-process sliding-window limiter (one process only: the CLI without Redis).
-
-    Same guarantee as the Redis limiter in ``worker/ratelimit.py``: the units granted in
-    any window of ``window`` seconds never exceed ``limit``.
-    """
-
-    def __init__(self, limit: float, window: float = 1.0) -> None:
-        self.limit, self.window = limit, window
-        self._log: deque[tuple[float, int]] = deque()
-        self._used = 0
-        self._lock = threading.Lock()
-
-    def try_acquire(self, segments: int) -> float:
-        weight = max(1, min(segments, int(self.limit)))
-        with self._lock:
-            now = time.monotonic()
-            while self._log and self._log[0][0] <= now - self.window:
-                self._used -= self._log.popleft()[1]
-            if self._used + weight <= self.limit:
-                self._log.append((now, weight))
-                self._used += weight
-                return 0.0
-            freed, need = 0, self._used + weight - self.limit
-            for granted_at, w in self._log:
-                freed += w
-                if freed >= need:
-                    return max(0.001, granted_at + self.window - now)
-            return self.window
 
 
 @dataclass(frozen=True)
@@ -228,7 +191,7 @@ class Sender:
     def __init__(
         self,
         carrier: CarrierClient,
-        limiter: SegmentLimiter | None = None,
+        limiter: RateLimiter | None = None,
         window: SendWindow | None = None,
         settings: Settings | None = None,
         clock: Callable[[], datetime] = utcnow,

@@ -10,9 +10,10 @@ import pytest
 
 from app.balances.amounts import AmountError, parse_amount
 from app.balances.sources import Balance, Missing, MissingReason, SourceError
-from app.balances.sources.core_banking import CoreBankingSource, LocalRequestLimiter
+from app.balances.sources.core_banking import CoreBankingSource
 from app.balances.sources.eod_file import EodFileSource, parse_extract
 from app.devtools.simulators.core_banking import CoreBankingThread, balance_for
+from app.ratelimit import LocalRateLimiter
 from tests.balances.helpers import DAY, write_extract
 
 
@@ -122,9 +123,10 @@ def test_core_banking_token_and_timeout(core_banking: CoreBankingThread) -> None
 
 
 def test_local_limiter_paces_requests() -> None:
-    limiter = LocalRequestLimiter(rps=5)
-    granted = sum(limiter.try_acquire() for _ in range(20))
-    assert granted == 1  # the rest of this instant is over the limit
+    limiter = LocalRateLimiter(5, 1.0)
+    granted = sum(limiter.try_acquire() == 0.0 for _ in range(20))
+    assert granted == 5  # the rest of this second is over the limit
+    assert limiter.try_acquire() > 0.9  # and the limiter says how long to wait
 
 
 def test_simulator_balances_are_deterministic() -> None:

@@ -28,17 +28,17 @@ from tests.delivery.helpers import Clock, history, poller, submitted
 def stub_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubBroker]:
     from worker import broker as broker_module
     from worker.actors import delivery as actors
+    from worker.resources import Queue
 
     broker = StubBroker(middleware=broker_module.middleware())
     broker.emit_after("process_boot")
-    for queue in broker_module.QUEUES:
-        broker.declare_queue(queue)
+    for queue in Queue:
+        broker.declare_queue(queue.value)
     previous = dramatiq.get_broker()
     dramatiq.set_broker(broker)
     for actor in (actors.poll_kick, actors.poll, actors.poll_day):
         monkeypatch.setattr(actor, "broker", broker)
         broker.declare_actor(actor)
-    monkeypatch.setattr(actors, "_limiter", None)
     yield broker
     broker.close()
     dramatiq.set_broker(previous)
@@ -70,17 +70,17 @@ def test_kick_fans_out_day_batches_that_settle_the_messages(
 def test_carrier_reads_go_through_the_shared_redis_limiter(
     session: Session, sim: SimulatorThread, redis_client: Any
 ) -> None:
-    from worker.actors.delivery import LIMITER_KEY, carrier_read_limiter
+    from worker.limits import CARRIER_READS_KEY, carrier_reads
 
-    limiter = carrier_read_limiter(get_settings().model_copy(update={"delivery_carrier_rps": 50}),
-                                   client=redis_client)  # fmt: skip
+    limiter = carrier_reads(get_settings().model_copy(update={"delivery_carrier_rps": 50}),
+                            client=redis_client)  # fmt: skip
     submitted(session, sim, 5)
     clock = Clock()
     clock.advance(minutes=2)
     stats = poller(sim, clock, limiter).poll_day(clock.sent_day, Mode.BULK)
     assert stats.calls == 3
     # One grant per carrier call in the limiter's sliding log (Redis's own clock).
-    assert redis_client.zcard(LIMITER_KEY) == 3
+    assert redis_client.zcard(CARRIER_READS_KEY) == 3
 
 
 def test_operator_commands(session: Session, sim: SimulatorThread) -> None:

@@ -15,17 +15,18 @@ import time
 from pathlib import Path
 
 import pytest
-from dramatiq.rate_limits.backends import RedisBackend
 from sqlalchemy.orm import Session
 
 from app.config import PROJECT_ROOT, get_settings
 from app.db.session import session_scope
 from app.devtools.simulators.carrier import SimulatorThread, max_in_any_second
 from app.notifications.outbox import prepare_month
-from app.notifications.sending import LocalSegmentLimiter, Sender
+from app.notifications.sending import Sender
+from app.ratelimit import LocalRateLimiter, RedisRateLimiter
 from tests.support.carrier import ACCOUNT, MONTH, SENDER, TOKEN, client_for, outbox
 from tests.support.factories import create_customer, create_qualification
-from worker.ratelimit import KEY, SegmentRateLimiter, segment_limiter
+from worker.limits import SMS_SEGMENTS_KEY as KEY
+from worker.limits import sms_segments
 
 
 def _customers(session: Session, n: int) -> int:
@@ -46,9 +47,7 @@ def test_window_measure_helper() -> None:
 
 
 def test_limiter_weights_segments_and_hints_the_wait(redis_client: object) -> None:
-    limiter = SegmentRateLimiter(
-        RedisBackend(client=redis_client), "test:limit", limit=5, window_seconds=1.0
-    )
+    limiter = RedisRateLimiter(redis_client, "test:limit", limit=5, window_seconds=1.0)
     assert [limiter.try_acquire(2), limiter.try_acquire(2)] == [0.0, 0.0]
     wait = limiter.try_acquire(2)  # 6 > 5: refused, without raising
     assert 0.9 < wait <= 1.0
@@ -56,13 +55,12 @@ def test_limiter_weights_segments_and_hints_the_wait(redis_client: object) -> No
     time.sleep(wait)
     assert limiter.try_acquire(2) == 0.0
     # A message longer than the whole limit is charged the limit, not refused forever.
-    big = SegmentRateLimiter(RedisBackend(client=redis_client), "test:big", limit=2,
-                             window_seconds=1.0)  # fmt: skip
+    big = RedisRateLimiter(redis_client, "test:big", limit=2, window_seconds=1.0)
     assert big.try_acquire(3) == 0.0
 
 
 def test_local_limiter_matches() -> None:
-    limiter = LocalSegmentLimiter(3, 1.0)
+    limiter = LocalRateLimiter(3, 1.0)
     assert [limiter.try_acquire(1) for _ in range(3)] == [0.0, 0.0, 0.0]
     assert limiter.try_acquire(1) > 0.9
 
@@ -82,8 +80,8 @@ def test_threads_sharing_the_redis_limiter_never_exceed_it(
     total = _customers(session, 40)  # 60 segments: about two seconds at 30/s
     with session_scope() as s:
         batches = prepare_month(s, MONTH).batches
-    limiter = segment_limiter(client=redis_client)
-    assert isinstance(limiter, SegmentRateLimiter)
+    limiter = sms_segments(client=redis_client)
+    assert isinstance(limiter, RedisRateLimiter)
 
     def work(mine: list) -> None:  # type: ignore[type-arg]
         sender = Sender(client_for(sms_env), limiter)

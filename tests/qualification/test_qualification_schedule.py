@@ -57,15 +57,18 @@ def test_plan_catches_up_unfinished_months_and_unstarted_notifications(
 def stub_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubBroker]:
     """A fresh StubBroker with the project's middleware; the actors re-bound to it."""
     from worker import broker as broker_module
+    from worker.actors import notifications as sms_actors
     from worker.actors import qualification as actors
+    from worker.resources import Queue
 
     broker = StubBroker(middleware=broker_module.middleware())
     broker.emit_after("process_boot")
-    for queue in broker_module.QUEUES:
-        broker.declare_queue(queue)
+    for queue in Queue:
+        broker.declare_queue(queue.value)
     previous = dramatiq.get_broker()
     dramatiq.set_broker(broker)
-    for actor in (actors.run_month, actors.monthly_kick):
+    # prepare_month too: the run enqueues it (the SMS stage's actor) on its own broker.
+    for actor in (actors.run_month, actors.monthly_kick, sms_actors.prepare_month):
         monkeypatch.setattr(actor, "broker", broker)
         broker.declare_actor(actor)
     # The gap repair belongs to the balances module; these tests give a real no-op one.

@@ -13,11 +13,8 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import date, datetime
-from typing import Any
 
 import dramatiq
-from dramatiq.rate_limits import WindowRateLimiter
-from dramatiq.rate_limits.backends import RedisBackend
 from periodiq import cron
 
 from app.balances import day as day_service
@@ -27,12 +24,13 @@ from app.balances.sources import BalanceSource, source_from_spec
 from app.balances.sources.core_banking import CoreBankingSource, RateLimited
 from app.config import get_settings
 from app.db.session import session_scope
-from worker.broker import redis_client
+from worker import limits
+from worker.broker import actor
+from worker.enqueue import enqueue
+from worker.resources import Queue
 
 log = logging.getLogger(__name__)
 
-QUEUE = "balances"
-LIMITER_KEY = "pn:ratelimit:core-banking"
 MAX_FAILURE_RETRIES = 10
 
 
@@ -46,37 +44,22 @@ def _retry_when(retries: int, exc: BaseException) -> bool:
     return isinstance(exc, dramatiq.Retry) or retries < MAX_FAILURE_RETRIES
 
 
-class RedisRequestLimiter:
-    """Dramatiq's window limiter on the broker's Redis: CORE_BANKING_RPS for all workers."""
-
-    def __init__(self, client: Any, rps: float) -> None:
-        self.limiter = WindowRateLimiter(
-            RedisBackend(client=client), LIMITER_KEY, limit=max(1, int(rps)), window=1
-        )
-
-    def try_acquire(self) -> bool:
-        with self.limiter.acquire(raise_on_failure=False) as acquired:
-            return bool(acquired)
-
-
 def worker_source(spec: str | None) -> BalanceSource:
     """The run's source; core-banking requests share one limiter across all workers."""
     settings = get_settings()
-    client = redis_client()
-    if (spec is None or spec == "http") and client is not None and settings.core_banking_rps > 0:
-        limiter = RedisRequestLimiter(client, settings.core_banking_rps)
-        return CoreBankingSource.from_settings(settings, limiter=limiter)
+    if spec is None or spec == "http":
+        return CoreBankingSource.from_settings(settings, limiter=limits.core_banking(settings))
     return source_from_spec(spec)
 
 
 def send_shards(run_id: uuid.UUID | str, shard_numbers: list[int]) -> None:
     for shard in shard_numbers:
-        check_shard.send(str(run_id), shard)
+        enqueue(check_shard, str(run_id), shard)
 
 
-@dramatiq.actor(
-    actor_name="balances.start_day",
-    queue_name=QUEUE,
+@actor(
+    "balances.start_day",
+    Queue.BALANCES,
     retry_when=_retry_when,
     throws=(FutureDateError,),
 )
@@ -92,9 +75,9 @@ def start_day(day: str, shard_count: int | None = None, source: str | None = Non
     send_shards(info.run_id, list(range(info.shard_count)))
 
 
-@dramatiq.actor(
-    actor_name="balances.check_shard",
-    queue_name=QUEUE,
+@actor(
+    "balances.check_shard",
+    Queue.BALANCES,
     retry_when=_retry_when,
     time_limit=2 * 60 * 60 * 1000,
 )
@@ -105,7 +88,7 @@ def check_shard(run_id: str, shard: int) -> None:
         raise dramatiq.Retry(delay=int(exc.delay * 1000)) from None
 
 
-@dramatiq.actor(actor_name="balances.repair_gaps", queue_name=QUEUE, retry_when=_retry_when)
+@actor("balances.repair_gaps", Queue.BALANCES, retry_when=_retry_when)
 def repair_gaps(start: str, end: str) -> None:
     report = gaps.repair_gaps(
         session_scope,
@@ -124,9 +107,9 @@ def repair_gaps(start: str, end: str) -> None:
     )
 
 
-@dramatiq.actor(
-    actor_name="balances.daily_kick",
-    queue_name=QUEUE,
+@actor(
+    "balances.daily_kick",
+    Queue.BALANCES,
     periodic=cron(_cron(get_settings().balance_kick_time)),
     max_retries=0,
 )
@@ -136,7 +119,7 @@ def daily_kick() -> None:
     with session_scope() as session:
         plan = runs.plan_kick(session, today, settings.balance_catchup_days)
     for day in plan.to_start:
-        start_day.send(day.isoformat())
+        enqueue(start_day, day.isoformat())
     for run_id, unfinished in plan.to_resume:
         send_shards(run_id, unfinished)
     log.info(
@@ -146,13 +129,13 @@ def daily_kick() -> None:
     )
 
 
-@dramatiq.actor(
-    actor_name="balances.gap_repair_kick",
-    queue_name=QUEUE,
+@actor(
+    "balances.gap_repair_kick",
+    Queue.BALANCES,
     periodic=cron(_cron(get_settings().balance_gap_repair_time)),
     max_retries=0,
 )
 def gap_repair_kick() -> None:
     today = datetime.now(get_settings().tz).date()
     start, end = gaps.kick_window(today)
-    repair_gaps.send(start.isoformat(), end.isoformat())
+    enqueue(repair_gaps, start.isoformat(), end.isoformat())

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import logging
 
-import dramatiq
 from periodiq import cron
 
 from app.config import get_settings
+from app.db.session import session_scope
 from app.maintenance import retention
+from worker.broker import actor
+from worker.enqueue import enqueue
+from worker.resources import Queue
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +33,14 @@ def _kick_cron() -> str:
     return f"{int(minute)} {int(hour)} * * *"
 
 
-@dramatiq.actor(
-    actor_name="maintenance.retention_run",
-    queue_name="maintenance",
+@actor(
+    "maintenance.retention_run",
+    Queue.MAINTENANCE,
     max_retries=3,
     time_limit=6 * 60 * 60 * 1000,
 )
 def retention_run(triggered_by: str = "worker") -> None:
-    result = retention.run(triggered_by=triggered_by)
+    result = retention.run(session_scope, triggered_by=triggered_by)
     if result.skipped:
         log.info("retention: %s", result.skipped)
         return
@@ -50,11 +53,11 @@ def retention_run(triggered_by: str = "worker") -> None:
     )
 
 
-@dramatiq.actor(
-    actor_name="maintenance.retention_kick",
-    queue_name="maintenance",
+@actor(
+    "maintenance.retention_kick",
+    Queue.MAINTENANCE,
     periodic=cron(_kick_cron()),
     max_retries=0,
 )
 def retention_kick() -> None:
-    retention_run.send("scheduler")
+    enqueue(retention_run, "scheduler")

@@ -15,7 +15,6 @@ import logging
 import threading
 import uuid
 
-import dramatiq
 from periodiq import cron
 
 from app.db.session import session_scope
@@ -26,25 +25,21 @@ from app.notifications.reconcile import reconcile_outbox
 from app.notifications.sending import Sender, utcnow
 from app.notifications.window import SendWindow
 from app.observability.events import record_event
-from worker import broker as _broker  # noqa: F401  (the global broker before any actor)
-from worker.ratelimit import segment_limiter
+from worker import limits
+from worker.broker import actor
+from worker.enqueue import enqueue, enqueue_in
+from worker.resources import Queue
 
 log = logging.getLogger(__name__)
 _local = threading.local()
-_limiter_lock = threading.Lock()
-_limiter: object = None
 
 
 def _sender() -> Sender:
-    # One carrier client per worker thread (its HTTP session is not shared); one limiter
-    # per process (the limit itself lives in Redis).
-    global _limiter
-    with _limiter_lock:
-        if _limiter is None:
-            _limiter = segment_limiter() or False
+    # One carrier client per worker thread (its HTTP session is not shared); the segment
+    # limiter is the process's (the limit itself lives in Redis).
     sender: Sender | None = getattr(_local, "sender", None)
     if sender is None:
-        sender = Sender(CarrierClient.from_settings(), _limiter or None)  # type: ignore[arg-type]
+        sender = Sender(CarrierClient.from_settings(), limits.sms_segments())
         _local.sender = sender
     return sender
 
@@ -52,13 +47,13 @@ def _sender() -> Sender:
 def _enqueue_batches(batches: list[uuid.UUID] | set[uuid.UUID]) -> None:
     delay = SendWindow.from_settings().seconds_until_open(utcnow())
     for batch in sorted(batches, key=str):
-        send_batch.send_with_options(args=(str(batch),), delay=int(delay * 1000) if delay else None)
+        enqueue_in(delay, send_batch, str(batch))
 
 
 # Its own queue, consumed by the general workers, not by the senders: preparing is
 # database and template work, and in a sender process it would hold the interpreter
 # lock between a rate-limit grant and its carrier call (docs/sms.md, rate limit).
-@dramatiq.actor(actor_name="notifications.prepare_month", queue_name="outbox", max_retries=5)
+@actor("notifications.prepare_month", Queue.OUTBOX, max_retries=5)
 def prepare_month(month: str) -> None:
     first_day = parse_month(month)
     try:
@@ -79,26 +74,20 @@ def prepare_month(month: str) -> None:
     _enqueue_batches(batches)
 
 
-@dramatiq.actor(actor_name="notifications.send_batch", queue_name="sms", max_retries=10)
+@actor("notifications.send_batch", Queue.SMS, max_retries=10)
 def send_batch(batch_id: str) -> None:
     outcome = _sender().send_batch(uuid.UUID(batch_id))
     if outcome.defer_seconds is not None:
-        send_batch.send_with_options(
-            args=(batch_id,), delay=max(0, int(outcome.defer_seconds * 1000))
-        )
+        enqueue_in(outcome.defer_seconds, send_batch, batch_id)
 
 
-@dramatiq.actor(actor_name="notifications.reconcile", queue_name="maintenance", max_retries=3)
+@actor("notifications.reconcile", Queue.MAINTENANCE, max_retries=3)
 def reconcile() -> None:
     result = reconcile_outbox(_sender().carrier)
     _enqueue_batches(result.batches)
 
 
-@dramatiq.actor(
-    actor_name="notifications.reconcile_kick",
-    queue_name="maintenance",
-    periodic=cron("*/5 * * * *"),
-)
+@actor("notifications.reconcile_kick", Queue.MAINTENANCE, periodic=cron("*/5 * * * *"))
 def reconcile_kick() -> None:
     # Thin kick: every round looks at the whole outbox, so a missed round is caught up.
-    reconcile.send()
+    enqueue(reconcile)

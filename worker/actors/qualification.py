@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 
-import dramatiq
 from periodiq import cron
 
 from app.config import get_settings
@@ -19,11 +18,12 @@ from app.months import Month
 from app.qualification import schedule, service
 from app.qualification.months import MonthNotClosed, QualificationError
 from app.qualification.repository import runs
+from worker.actors.notifications import prepare_month
+from worker.broker import actor
+from worker.enqueue import enqueue
+from worker.resources import Queue
 
 log = logging.getLogger(__name__)
-
-PREPARE_ACTOR = "notifications.prepare_month"
-PREPARE_QUEUE = "outbox"
 
 
 def _kick_cron() -> str:
@@ -32,9 +32,9 @@ def _kick_cron() -> str:
     return f"{int(minute)} {int(hour)} {settings.qualification_kick_days} * *"
 
 
-@dramatiq.actor(
-    actor_name="qualification.run_month",
-    queue_name="qualification",
+@actor(
+    "qualification.run_month",
+    Queue.QUALIFICATION,
     max_retries=5,
     # Operator-level refusals (month not closed, no gap repair) are not retried.
     throws=(QualificationError,),
@@ -57,31 +57,15 @@ def run_month(month: str, recompute: bool = False, start_notifications: bool = T
 
 
 def start_notification_stage(month: str) -> None:
-    """Enqueue ``notifications.prepare_month(month)`` (after the run's commit), then note it.
-
-    The SMS stage's actor may live in a module this worker did not import; the message
-    is then sent by name, and the worker that consumes the 'outbox' queue runs it.
-    """
-    broker = dramatiq.get_broker()
-    try:
-        broker.get_actor(PREPARE_ACTOR).send(month)
-    except dramatiq.errors.ActorNotFound:
-        broker.enqueue(
-            dramatiq.Message(
-                queue_name=PREPARE_QUEUE,
-                actor_name=PREPARE_ACTOR,
-                args=(month,),
-                kwargs={},
-                options={},
-            )
-        )
+    """Enqueue ``notifications.prepare_month(month)`` (after the run's commit), then note it."""
+    enqueue(prepare_month, month)
     with session_scope() as session:
         runs.mark_notifications_started(session, Month.parse(month))
 
 
-@dramatiq.actor(
-    actor_name="qualification.monthly_kick",
-    queue_name="qualification",
+@actor(
+    "qualification.monthly_kick",
+    Queue.QUALIFICATION,
     periodic=cron(_kick_cron()),
     max_retries=0,
 )
@@ -90,7 +74,7 @@ def monthly_kick() -> None:
     with session_scope() as session:
         plan = schedule.plan_kick(session, settings.tz, settings.qualification_catchup_months)
     for month in plan.to_qualify:
-        run_month.send(str(month))
+        enqueue(run_month, str(month))
     for month in plan.to_notify:
         start_notification_stage(str(month))
     log.info(

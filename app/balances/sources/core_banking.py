@@ -9,7 +9,7 @@
 * a (connect, read) timeout on every request: ``requests`` has none by default;
 * retries with exponential backoff on 429 (honouring Retry-After), 5xx and connection
   errors, through urllib3's ``Retry``; the request is a read, so repeating it is safe;
-* an optional cross-worker limiter is asked before every request (``RequestLimiter``);
+* an optional cross-worker limiter is asked before every request (``app.ratelimit``);
   when it keeps refusing, ``RateLimited`` tells the caller how long to back off (the
   actor turns it into ``dramatiq.Retry(delay=...)``, which burns no retry budget).
 """
@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -31,14 +31,9 @@ from app.balances.amounts import AmountError, parse_amount
 from app.balances.sources.base import Answer, Balance, Missing, MissingReason, SourceError
 from app.config import Settings
 from app.observability.metrics import BALANCE_SOURCE_REQUEST_SECONDS, RATE_LIMIT_WAITS
+from app.ratelimit import LocalRateLimiter, RateLimiter
 
 BATCH_PATH = "/v1/balances:batch"
-
-
-class RequestLimiter(Protocol):
-    def try_acquire(self) -> bool:
-        """True when one request may go now (never blocks, never raises)."""
-        ...
 
 
 class RateLimited(SourceError):
@@ -47,21 +42,6 @@ class RateLimited(SourceError):
     def __init__(self, delay: float) -> None:
         super().__init__(f"core-banking rate limit: back off {delay:.1f}s")
         self.delay = delay
-
-
-class LocalRequestLimiter:
-    """In-process limiter (CLI runs without Redis): at most ``rps`` grants per second."""
-
-    def __init__(self, rps: float) -> None:
-        self.interval = 1.0 / rps
-        self.next_at = time.monotonic()
-
-    def try_acquire(self) -> bool:
-        now = time.monotonic()
-        if now < self.next_at:
-            return False
-        self.next_at = max(self.next_at + self.interval, now - 1.0)
-        return True
 
 
 class CoreBankingSource:
@@ -78,7 +58,7 @@ class CoreBankingSource:
         batch_size: int = 500,
         max_retries: int = 4,
         pool_size: int = 4,
-        limiter: RequestLimiter | None = None,
+        limiter: RateLimiter | None = None,
         max_limiter_wait: float = 30.0,
         backoff_factor: float = 0.2,
     ) -> None:
@@ -109,13 +89,13 @@ class CoreBankingSource:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, limiter: RequestLimiter | None = None
+        cls, settings: Settings, limiter: RateLimiter | None = None
     ) -> CoreBankingSource:
         if not settings.core_banking_url:
             raise SourceError("CORE_BANKING_URL is not set (or use --source file:PATH)")
         token = settings.core_banking_api_token
         if limiter is None and settings.core_banking_rps > 0:
-            limiter = LocalRequestLimiter(settings.core_banking_rps)
+            limiter = LocalRateLimiter(settings.core_banking_rps, 1.0)
         return cls(
             settings.core_banking_url,
             token=token.get_secret_value() if token else None,
@@ -139,13 +119,12 @@ class CoreBankingSource:
         if self.limiter is None:
             return
         waited = 0.0
-        while not self.limiter.try_acquire():
+        while (wait := self.limiter.try_acquire(1)) > 0:
             if waited == 0.0:
                 RATE_LIMIT_WAITS.labels("core_banking").inc()
             if waited >= self.max_limiter_wait:
                 raise RateLimited(delay=1.0 + waited / 10)
-            # Window limiters free capacity at the next second boundary.
-            pause = max(0.01, 1.0 - (time.time() % 1.0))
+            pause = min(wait, self.max_limiter_wait)
             time.sleep(pause)
             waited += pause
 
