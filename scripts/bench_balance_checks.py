@@ -43,6 +43,7 @@ from _common import (
 )
 from sqlalchemy import Engine, create_engine, text
 
+from app.config import get_settings
 from app.devtools.simulators.core_banking import balance_for
 
 DB = "pn_bench_balances"
@@ -110,10 +111,6 @@ def raw_copy(engine: Engine, customers: list[tuple[uuid.UUID, str]]) -> float:
 
 
 def pipeline(engine: Engine, env: dict[str, str], day: date, source: str, shards: int) -> float:
-    import redis
-    from dramatiq import Message
-    from dramatiq.brokers.redis import RedisBroker
-
     dramatiq_bin = str(BIN / "dramatiq")
     workers = [
         subprocess.Popen(
@@ -136,13 +133,14 @@ def pipeline(engine: Engine, env: dict[str, str], day: date, source: str, shards
     ]
     try:
         time.sleep(4)  # let both workers boot before the clock starts
-        # dramatiq ships no annotations (as for worker.*, pyproject's mypy overrides).
-        broker = RedisBroker(client=redis.Redis.from_url(env["REDIS_URL"]))  # type: ignore[no-untyped-call]
+        # This process enqueues through the same broker front door as the workers.
+        os.environ.update(REDIS_URL=env["REDIS_URL"], DRAMATIQ_BROKER="redis")
+        get_settings.cache_clear()
+        from worker.actors.balances import start_day
+        from worker.enqueue import enqueue
+
         started = time.perf_counter()
-        broker.enqueue(
-            Message(queue_name="balances", actor_name="balances.start_day",
-                    args=(day.isoformat(), shards, source), kwargs={}, options={})
-        )  # fmt: skip
+        enqueue(start_day, day.isoformat(), shards, source)
         while True:
             with engine.connect() as conn:
                 done = conn.execute(

@@ -49,7 +49,7 @@ from _common import (
 from app.db import session as db_session
 
 if TYPE_CHECKING:
-    from app.notifications.sending import SegmentLimiter
+    from app.ratelimit import RateLimiter
 
 DB = "pn_bench_notifications"
 ACCOUNT, TOKEN, SENDER = "AC" + "0" * 32, "bench-token", "+15005550006"
@@ -138,7 +138,7 @@ def _prepare_process(month: date, batches: Any, done: Any, seconds: Any) -> None
 
 
 def send_month(
-    base: str, month: date, threads: int, limiter: SegmentLimiter | None
+    base: str, month: date, threads: int, limiter: RateLimiter | None
 ) -> tuple[float, float, int]:
     """(prepare seconds, prepare-to-last-send seconds, submitted) for one month.
 

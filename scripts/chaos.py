@@ -98,10 +98,12 @@ class Chaos:
         """Keep every dead letter seen (a FLUSHALL would erase them before the verdict)."""
         import redis
 
-        from app.maintenance.dlq import list_dead
+        from app.maintenance.dlq import BrokerView, list_dead
+        from worker.resources import Queue
 
         try:
-            for d in list_dead(redis.Redis.from_url(self.redis.url), limit=100_000):
+            view = BrokerView(redis.Redis.from_url(self.redis.url), tuple(q.value for q in Queue))
+            for d in list_dead(view, limit=100_000):
                 self.dead[d.message_id] = d
         except redis.RedisError:
             pass
