@@ -20,17 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import Connection, admin, connect, database_url, drop, migrate, recreate, scalar
 
-import psycopg2  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-
-from app.db import session as db_session  # noqa: E402
-from scripts.benchdb import admin, connect, drop, recreate  # noqa: E402
+from app.db import session as db_session
 
 DB = "pn_bench_qualification"
 
@@ -59,7 +54,7 @@ def step(label: str) -> float:
     return time.perf_counter()
 
 
-def load(conn: psycopg2.extensions.connection, customers: int, first: str, days: int) -> None:
+def load(conn: Connection, customers: int, first: str, days: int) -> None:
     cur = conn.cursor()
     t = step(f"customers: {customers:,}")
     # 2% inactive, 1% landline (its verdict stored: NOT_MOBILE), verdicts current.
@@ -130,7 +125,7 @@ def load(conn: psycopg2.extensions.connection, customers: int, first: str, days:
     print(f"    {time.perf_counter() - t:.1f} s")
 
 
-def loaded_customers(conn: psycopg2.extensions.connection, url: str) -> int | None:
+def loaded_customers(conn: Connection, url: str) -> int | None:
     """Customers in a kept bench database, None when there is none."""
     cur = conn.cursor()
     cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,))
@@ -140,29 +135,29 @@ def loaded_customers(conn: psycopg2.extensions.connection, url: str) -> int | No
     try:
         cur = kept.cursor()
         cur.execute("SELECT to_regclass('customers') IS NOT NULL")
-        if not cur.fetchone()[0]:
+        if not scalar(cur):
             return None
         cur.execute("SELECT count(*) FROM customers")
-        return int(cur.fetchone()[0])
+        return int(scalar(cur))
     finally:
         kept.close()
 
 
 def explain_ms(
-    conn: psycopg2.extensions.connection, sql: str, params: dict[str, object], work_mem: str | None
+    conn: Connection, sql: str, params: dict[str, object], work_mem: str | None
 ) -> float:
     cur = conn.cursor()
     cur.execute("BEGIN")
     if work_mem:
         cur.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
     cur.execute("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + sql, params)
-    plan = cur.fetchone()[0]
+    plan = scalar(cur)
     cur.execute("ROLLBACK")
     return float(plan[0]["Execution Time"])
 
 
-def best_of(n: int, fn: object) -> float:
-    return min(fn() for _ in range(n))  # type: ignore[operator]
+def best_of(n: int, fn: Callable[[], float]) -> float:
+    return min(fn() for _ in range(n))
 
 
 def main() -> None:
@@ -181,12 +176,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from app.config import get_settings
-    from app.qualification.months import Month
+    from app.months import Month
     from app.qualification.repository.decisions import DECIDE_SQL
 
     month = Month.parse(args.month)
     server = db_session.resolve_database_url()
-    url = make_url(server).set(database=DB).render_as_string(hide_password=False)
+    url = database_url(server, DB)
     work_mem = get_settings().qualification_work_mem
     print(
         f"qualification benchmark: {args.customers:,} customers x {month.days} days "
@@ -200,8 +195,6 @@ def main() -> None:
     try:
         os.environ["DATABASE_URL"] = url
         get_settings.cache_clear()
-        from tests.conftest import migrate
-
         migrate(url)
         bench = connect(url)
         if reused:
@@ -252,7 +245,7 @@ def main() -> None:
             "SELECT count(*) FROM audit_log WHERE correlation_id = %s",
             (str(result.correlation_id),),
         )
-        audited = cur.fetchone()[0]
+        audited = scalar(cur)
 
         def line(label: str, ms: float) -> str:
             return (

@@ -38,11 +38,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import chaos_invariants as inv  # noqa: E402
-from chaos_servers import OwnPostgres, OwnRedis, Proc, scheduler, worker  # noqa: E402
+import _common
+import chaos_invariants as inv
+from chaos_servers import OwnPostgres, OwnRedis, Proc, scheduler, worker
 
 ACCOUNT, TOKEN, SENDER = "AC" + "c" * 32, "chaos-token", "+15005550006"
 DB = "pn_chaos"
@@ -92,7 +90,7 @@ class Chaos:
             "SMS_TEMPLATE_LANGUAGE": "he",
             "DELIVERY_BACKOFF_MINUTES": "0", "DELIVERY_CARRIER_RPS": "50",
             "METRICS_HOST": "127.0.0.1", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PATH": f"{_common.BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "HOME": os.environ.get("HOME", "/tmp"),
         }  # fmt: skip
 
@@ -100,10 +98,12 @@ class Chaos:
         """Keep every dead letter seen (a FLUSHALL would erase them before the verdict)."""
         import redis
 
-        from app.maintenance.dlq import list_dead
+        from app.maintenance.dlq import BrokerView, list_dead
+        from worker.resources import Queue
 
         try:
-            for d in list_dead(redis.Redis.from_url(self.redis.url), limit=100_000):
+            view = BrokerView(redis.Redis.from_url(self.redis.url), tuple(q.value for q in Queue))
+            for d in list_dead(view, limit=100_000):
                 self.dead[d.message_id] = d
         except redis.RedisError:
             pass
