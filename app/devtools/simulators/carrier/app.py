@@ -167,7 +167,7 @@ class CarrierSimulator:
         message = self._new_message(form)
         state.store(message)
         self.callbacks.message_created(message)
-        created_view = state.view(message, message.created)  # the initial status
+        created_view = state.view(message, None)  # the initial status
         if roll < cfg.rate_429 + cfg.rate_500 + cfg.store_then_500_rate:
             state.count("stored_then_500")
             return error(500, 20500)

@@ -187,11 +187,13 @@ class SimMessage:
         steps.append((max(self.delivered_after, sent_at), final[0], final[1]))
         return steps
 
-    def step_at(self, now: float) -> Step:
-        """The timeline step in force at ``now`` (the first one before creation)."""
-        age = now - self.created
+    def step_at(self, now: float | None) -> Step:
+        """The timeline step in force at ``now``; None: the initial one (create's answer)."""
         steps = self.timeline()
         current = steps[0]
+        if now is None:
+            return current
+        age = now - self.created
         for step in steps:
             if step[0] > age:
                 break
@@ -205,9 +207,9 @@ class SimMessage:
                 return self.created + offset
         return None
 
-    def state(self, now: float) -> tuple[str, float | None, int | None]:
-        """(status, date_sent as epoch or None, error_code) at time ``now``."""
-        if self.forced is not None:
+    def state(self, now: float | None) -> tuple[str, float | None, int | None]:
+        """(status, date_sent as epoch or None, error_code) at ``now`` (None: initial)."""
+        if self.forced is not None and now is not None:
             status, code = self.forced
             sent = None if status in NOT_SENT else self.created + self.sent_after
             return status, sent, code
@@ -216,9 +218,9 @@ class SimMessage:
             return status, None, code
         return status, self.sent_at(), code
 
-    def updated(self, now: float) -> float:
+    def updated(self, now: float | None) -> float:
         """Epoch of the last change the carrier made to the message."""
-        if self.forced is not None:
+        if self.forced is not None and now is not None:
             return self.forced_at or self.created + self.sent_after
         return self.created + self.step_at(now)[0]
 

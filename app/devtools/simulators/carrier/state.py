@@ -96,8 +96,8 @@ class CarrierState:
                 indexes = range(len(self.order))
             return select_page(query, indexes, self.order.__getitem__, self.position.get, now)
 
-    def view(self, m: SimMessage, now: float) -> dict[str, Any]:
-        """The message as Twilio's JSON shows it at ``now``."""
+    def view(self, m: SimMessage, now: float | None) -> dict[str, Any]:
+        """The message as Twilio's JSON shows it at ``now`` (None: as created)."""
         status, sent, code = m.state(now)
         account = self.config.account_sid
         accepted = status == "accepted"
