@@ -75,7 +75,7 @@ ERROR_TEXT = {
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 FINAL = frozenset({"delivered", "undelivered", "failed", "canceled", "read"})
-NOT_SENT = frozenset({"accepted", "scheduled", "queued", "sending", "canceled"})
+NOT_SENT = frozenset({"accepted", "scheduled", "queued", "sending"})
 
 Step = tuple[float, str, int | None]  # (seconds after creation, status, error code)
 
