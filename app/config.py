@@ -208,7 +208,7 @@ class Settings(BaseSettings):
 
     # --- status callbacks (issue 19: app/callbacks) -----------------------------------
     callback_public_url: str | None = Field(
-        default=None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$",
+        default=None,
         description="Public base URL of the callback receiver as the carrier calls it (the "
         "bank's proxy); signatures are checked against it, callback URLs start with it.",
     )  # fmt: skip

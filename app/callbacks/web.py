@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import SQLAlchemyError
@@ -108,12 +108,15 @@ def create_app(
 ) -> Starlette:
     """The receiver; refuses to start without CALLBACK_PUBLIC_URL and TWILIO_AUTH_TOKEN."""
     settings = settings or get_settings()
-    if not settings.callback_public_url:
+    public = settings.callback_public_url or ""
+    if not public:
         raise ConfigError("CALLBACK_PUBLIC_URL must be set (the URL the carrier calls)")
+    parts = urlsplit(public)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError("CALLBACK_PUBLIC_URL must be an http(s) URL without query or fragment")
     if settings.twilio_auth_token is None:
         raise ConfigError("TWILIO_AUTH_TOKEN must be set (it keys the callback signatures)")
-    gate = Gate(settings, settings.twilio_auth_token.get_secret_value(),
-                settings.callback_public_url)  # fmt: skip
+    gate = Gate(settings, settings.twilio_auth_token.get_secret_value(), public)
     head = schema_head()
 
     async def guarded(
