@@ -47,7 +47,10 @@ def test_compose_command_serves_health_and_callbacks(database_url: str, db: Engi
     command[0] = str(Path(sys.executable).parent / "premium-notify")
     public = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DATABASE_URL": database_url, "TWILIO_AUTH_TOKEN": TOKEN,
-           "CALLBACK_PUBLIC_URL": public, "PROMETHEUS_MULTIPROC_DIR": ""}  # fmt: skip
+           "CALLBACK_PUBLIC_URL": public}  # fmt: skip
+    # The image sets PROMETHEUS_MULTIPROC_DIR (values in files there); here: in memory.
+    # (Set even to "", prometheus_client would write its files into the working folder.)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         end = time.monotonic() + 30
