@@ -105,6 +105,7 @@ def open_count(cur: psycopg2.extensions.cursor) -> int:
 
 
 def run_mode(mode: str, poller, day, cur, stuck: int, interval: float, max_rounds: int):  # type: ignore[no-untyped-def]
+    from app.db.session import session_scope
     from app.delivery.polling import Mode
 
     calls, rounds, busy = 0, 0, 0.0
@@ -112,7 +113,7 @@ def run_mode(mode: str, poller, day, cur, stuck: int, interval: float, max_round
         if rounds:
             time.sleep(interval if mode == "bulk" else 0)
         t = time.perf_counter()
-        stats = poller.poll_day(day, Mode(mode), triggered_by="bench", force=True)
+        stats = poller.poll_day(session_scope, day, Mode(mode), triggered_by="bench", force=True)
         busy += time.perf_counter() - t
         calls, rounds = calls + stats.calls, rounds + 1
         left = open_count(cur)
@@ -121,7 +122,7 @@ def run_mode(mode: str, poller, day, cur, stuck: int, interval: float, max_round
             break
     poller.clock = lambda: datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=73)
     t = time.perf_counter()
-    stats = poller.poll_day(day, Mode(mode), triggered_by="bench")
+    stats = poller.poll_day(session_scope, day, Mode(mode), triggered_by="bench")
     busy += time.perf_counter() - t
     calls += stats.calls
     print(f"    deadline round: {stats.calls} calls, {stats.deadline_finals} 'Unknown' verdicts")
