@@ -123,11 +123,18 @@ def _prepare_process(month: date, batches: Any, done: Any, seconds: Any) -> None
 
     Each chunk's batches are handed to the senders right after the chunk's commit.
     """
+    from app.db.session import session_scope
+    from app.months import Month
     from app.notifications.outbox import prepare_streaming
 
     t0 = time.perf_counter()
     try:
-        prepare_streaming(month, lambda ids: [batches.put(b) for b in ids], triggered_by="bench")
+        prepare_streaming(
+            session_scope,
+            Month.of(month),
+            lambda ids: [batches.put(b) for b in ids],
+            triggered_by="bench",
+        )
     finally:
         seconds.value = time.perf_counter() - t0
         done.set()
@@ -141,6 +148,7 @@ def send_month(base: str, month: date, threads: int, limiter: object) -> tuple[f
     each chunk's batches go to the T sender threads of this process as they commit, so
     sending overlaps preparing.
     """
+    from app.db.session import session_scope
     from app.notifications.carrier import CarrierClient
     from app.notifications.sending import Sender
 
@@ -162,7 +170,7 @@ def send_month(base: str, month: date, threads: int, limiter: object) -> tuple[f
                 if prepared.is_set() and work.empty():
                     return
                 continue
-            outcome = sender.send_batch(batch)
+            outcome = sender.send_batch(session_scope, batch)
             with lock:
                 submitted[0] += outcome.submitted
             if outcome.defer_seconds is not None:
