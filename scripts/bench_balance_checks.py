@@ -20,55 +20,48 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from datetime import date
 from pathlib import Path
+from typing import cast
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import (
+    BIN,
+    ROOT,
+    Connection,
+    admin,
+    database_url,
+    drop,
+    free_port,
+    migrate,
+    recreate,
+    stop,
+    wait_for_port,
+)
+from sqlalchemy import Engine, create_engine, text
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-
-from app.db.embedded import ensure_database  # noqa: E402
-from app.devtools.simulators.core_banking import balance_for  # noqa: E402
+from app.config import get_settings
+from app.devtools.simulators.core_banking import balance_for
 
 DB = "pn_bench_balances"
 REF_DAY, FILE_DAY, HTTP_DAY = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def setup_database(server_url: str) -> str:
-    url = make_url(server_url)
-    admin = url.set(drivername="postgresql", database="postgres")
-    import psycopg2
-
-    conn = psycopg2.connect(admin.render_as_string(hide_password=False))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    conn.close()
-    ensure_database(admin.render_as_string(hide_password=False), DB)
-    bench_url = url.set(database=DB).render_as_string(hide_password=False)
-    subprocess.run(
-        [str(Path(sys.executable).with_name("alembic")), "upgrade", "head"],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": bench_url}, check=True,
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    conn = admin(server_url)
+    try:
+        recreate(conn, DB)
+    finally:
+        conn.close()
+    bench_url = database_url(server_url, DB)
+    migrate(bench_url)
     return bench_url
 
 
-def load_customers(engine, n: int) -> None:  # type: ignore[no-untyped-def]
+def load_customers(engine: Engine, n: int) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -91,7 +84,7 @@ def write_extract(path: Path, accounts: list[str], day: date) -> None:
         handle.writelines(f"{a},{balance_for(1, a, day)},{iso},ILS\n" for a in accounts)
 
 
-def raw_copy(engine, customers: list[tuple[uuid.UUID, str]]) -> float:  # type: ignore[no-untyped-def]
+def raw_copy(engine: Engine, customers: list[tuple[uuid.UUID, str]]) -> float:
     corr, now = uuid.uuid4(), "2026-01-01 22:00:00"
     lines = []
     for cid, account in customers:
@@ -101,9 +94,10 @@ def raw_copy(engine, customers: list[tuple[uuid.UUID, str]]) -> float:  # type: 
         lines.append(f"{cid}\t{REF_DAY}\t{bal}\t15000.00\t{passes}\t{now}\t{flag}\t{corr}\n")
     buffer = io.StringIO("".join(lines))
     raw = engine.raw_connection()
+    driver = cast(Connection, raw.driver_connection)  # psycopg2's, for copy_expert
     try:
         started = time.perf_counter()
-        with raw.cursor() as cur:
+        with driver.cursor() as cur:
             cur.copy_expert(
                 "COPY daily_balance_checks (customer_id, check_date, balance, threshold, "
                 "passes_threshold, check_timestamp, data_quality_flag, correlation_id) "
@@ -116,12 +110,8 @@ def raw_copy(engine, customers: list[tuple[uuid.UUID, str]]) -> float:  # type: 
         raw.close()
 
 
-def pipeline(engine, env: dict[str, str], day: date, source: str, shards: int) -> float:  # type: ignore[no-untyped-def]
-    import redis
-    from dramatiq import Message
-    from dramatiq.brokers.redis import RedisBroker
-
-    dramatiq_bin = str(Path(sys.executable).with_name("dramatiq"))
+def pipeline(engine: Engine, env: dict[str, str], day: date, source: str, shards: int) -> float:
+    dramatiq_bin = str(BIN / "dramatiq")
     workers = [
         subprocess.Popen(
             [
@@ -143,12 +133,14 @@ def pipeline(engine, env: dict[str, str], day: date, source: str, shards: int) -
     ]
     try:
         time.sleep(4)  # let both workers boot before the clock starts
-        broker = RedisBroker(client=redis.Redis.from_url(env["REDIS_URL"]))
+        # This process enqueues through the same broker front door as the workers.
+        os.environ.update(REDIS_URL=env["REDIS_URL"], DRAMATIQ_BROKER="redis")
+        get_settings.cache_clear()
+        from worker.actors.balances import start_day
+        from worker.enqueue import enqueue
+
         started = time.perf_counter()
-        broker.enqueue(
-            Message(queue_name="balances", actor_name="balances.start_day",
-                    args=(day.isoformat(), shards, source), kwargs={}, options={})
-        )  # fmt: skip
+        enqueue(start_day, day.isoformat(), shards, source)
         while True:
             with engine.connect() as conn:
                 done = conn.execute(
@@ -161,10 +153,7 @@ def pipeline(engine, env: dict[str, str], day: date, source: str, shards: int) -
                 raise SystemExit("a worker died")
             time.sleep(0.05)
     finally:
-        for w in workers:
-            w.terminate()
-        for w in workers:
-            w.wait(60)
+        stop(*workers, timeout=60)
 
 
 def main() -> None:
@@ -178,7 +167,7 @@ def main() -> None:
         raise SystemExit("set DATABASE_URL and REDIS_URL (a real PostgreSQL and Redis)")
     n = args.customers
     bench_url = setup_database(os.environ["DATABASE_URL"])
-    engine = create_engine(bench_url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    engine = create_engine(bench_url)
     print(f"loading {n} customers ...", flush=True)
     load_customers(engine, n)
     with engine.connect() as conn:
@@ -203,12 +192,12 @@ def main() -> None:
     if not args.skip_http:
         port = free_port()
         sim = subprocess.Popen(
-            [str(Path(sys.executable).with_name("premium-notify")), "simulate",
+            [str(BIN / "premium-notify"), "simulate",
              "core-banking", "--port", str(port), "--seed", "1"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            time.sleep(2)
+            wait_for_port(port, 20)
             http_env = {**env, "CORE_BANKING_URL": f"http://127.0.0.1:{port}",
                         "CORE_BANKING_RPS": "0", "CORE_BANKING_BATCH_SIZE": "1000"}  # fmt: skip
             print("core-banking simulator through the broker and two workers ...", flush=True)
@@ -217,10 +206,9 @@ def main() -> None:
                                                         args.shards))
             )  # fmt: skip
         finally:
-            sim.terminate()
-            sim.wait(10)
+            stop(sim)
     with engine.connect() as conn:
-        per_day = dict(conn.execute(text(
+        per_day: dict[date, int] = dict(conn.execute(text(
             "SELECT check_date, count(*) FROM daily_balance_checks GROUP BY 1")).all())  # fmt: skip
     print(f"\ncustomers: {n}, shards: {args.shards}, workers: 2 processes x 2 threads")
     print(f"{'measurement':32} {'seconds':>9} {'checks/s':>10} {'ratio':>7}")
@@ -230,14 +218,9 @@ def main() -> None:
         print(f"{label:32} {seconds:9.2f} {n / seconds:10.0f} {t_ref / seconds:7.2f}")
     engine.dispose()
     if not args.keep:
-        import psycopg2
-
-        admin = make_url(bench_url).set(drivername="postgresql", database="postgres")
-        conn = psycopg2.connect(admin.render_as_string(hide_password=False))
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        conn.close()
+        server = admin(bench_url)
+        drop(server, DB)
+        server.close()
 
 
 if __name__ == "__main__":

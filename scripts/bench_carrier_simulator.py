@@ -16,12 +16,11 @@ import argparse
 import base64
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
+
+from _common import ROOT, free_port, stop, wait_for_port
 
 ACCOUNT, TOKEN = "AC" + "0" * 32, "simulator-token"
 
@@ -47,18 +46,15 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or sys.exit("wrk is not available")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def run_wrk(wrk: str, url: str, seconds: int, script: str | None) -> tuple[float, int]:
     cmd = [wrk, "-t1", "-c32", f"-d{seconds}s", "--latency", url]
     if script:
         cmd[1:1] = ["-s", script]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None:
+        raise RuntimeError(f"wrk printed no request rate:\n{out}")
+    rate = float(found.group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return rate, int(bad.group(1)) if bad else 0
 
@@ -69,20 +65,13 @@ def main() -> None:
     args = parser.parse_args()
     wrk = ensure_wrk()
     port = free_port()
-    root = Path(__file__).resolve().parents[1]
     server = subprocess.Popen(
         [sys.executable, "-m", "app.cli.main", "simulate", "carrier", "--port", str(port),
          "--account-sid", ACCOUNT, "--auth-token", TOKEN],
-        cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port, 20)
         base = f"http://127.0.0.1:{port}"
         auth = base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
@@ -92,8 +81,7 @@ def main() -> None:
             wrk, f"{base}/2010-04-01/Accounts/{ACCOUNT}/Messages.json", args.seconds, f.name
         )
     finally:
-        server.terminate()
-        server.wait(10)
+        stop(server)
     print(f"carrier simulator, wrk 1 thread x 32 connections, {args.seconds} s each")
     print(f"  reference  trivial GET handler        {ref:9,.0f} req/s")
     print(f"  creates    POST Messages.json          {creates:9,.0f} req/s   "

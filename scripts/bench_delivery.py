@@ -25,25 +25,34 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sys
 import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import (
+    Connection,
+    Cursor,
+    admin,
+    connect,
+    database_url,
+    drop,
+    migrate,
+    recreate,
+    scalar,
+)
 
-import psycopg2  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from app.db import session as db_session
 
-from app.db import session as db_session  # noqa: E402
-from scripts.benchdb import admin, connect, drop, recreate  # noqa: E402
+if TYPE_CHECKING:
+    from app.delivery.polling import DeliveryPoller
+    from app.devtools.simulators.carrier import CarrierState
 
 DB = "pn_bench_delivery"
 ACCOUNT, TOKEN, SENDER = "AC" + "2" * 32, "bench-token", "+15005550006"
 FAILING = ("+15005550010", "+15005550011", "+15005550012")
 
 
-def load(conn: psycopg2.extensions.connection, n: int, submitted_at: datetime) -> list[tuple]:
+def load(conn: Connection, n: int, submitted_at: datetime) -> list[tuple[str, str]]:
     """N customers, qualifications and Submitted notifications; returns (sid, phone)."""
     cur = conn.cursor()
     cur.execute(
@@ -82,7 +91,9 @@ def load(conn: psycopg2.extensions.connection, n: int, submitted_at: datetime) -
     return cur.fetchall()
 
 
-def seed_simulator(state, messages: list[tuple], submitted: float, spread: float) -> int:  # type: ignore[no-untyped-def]
+def seed_simulator(
+    state: CarrierState, messages: list[tuple[str, str]], submitted: float, spread: float
+) -> int:
     from app.devtools.simulators.carrier import SimMessage
 
     rng, now, stuck = random.Random(7), time.time(), 0
@@ -96,15 +107,23 @@ def seed_simulator(state, messages: list[tuple], submitted: float, spread: float
     return stuck
 
 
-def open_count(cur: psycopg2.extensions.cursor) -> int:
+def open_count(cur: Cursor) -> int:
     cur.execute(
         """SELECT count(*) FROM notifications n WHERE NOT EXISTS
            (SELECT 1 FROM delivery_status d WHERE d.notification_id = n.id AND d.final_status)"""
     )
-    return int(cur.fetchone()[0])
+    return int(scalar(cur))
 
 
-def run_mode(mode: str, poller, day, cur, stuck: int, interval: float, max_rounds: int):  # type: ignore[no-untyped-def]
+def run_mode(
+    mode: str,
+    poller: DeliveryPoller,
+    day: date,
+    cur: Cursor,
+    stuck: int,
+    interval: float,
+    max_rounds: int,
+) -> tuple[int, int, float]:
     from app.db.session import session_scope
     from app.delivery.polling import Mode
 
@@ -145,15 +164,13 @@ def main() -> None:
     from app.notifications.carrier import CarrierClient
 
     server = db_session.resolve_database_url()
-    url = make_url(server).set(database=DB).render_as_string(hide_password=False)
+    url = database_url(server, DB)
     conn = admin(server)
     recreate(conn, DB)
     sim = SimulatorThread(SimConfig(account_sid=ACCOUNT, auth_token=TOKEN)).start()
     try:
         os.environ["DATABASE_URL"] = url
         get_settings.cache_clear()
-        from tests.conftest import migrate
-
         migrate(url)
         bench = connect(url)
         cur = bench.cursor()

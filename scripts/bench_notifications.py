@@ -22,30 +22,41 @@ import argparse
 import multiprocessing
 import os
 import queue
-import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from datetime import date
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import requests
+from _common import (
+    ROOT,
+    Connection,
+    admin,
+    connect,
+    database_url,
+    drop,
+    free_port,
+    migrate,
+    recreate,
+    stop,
+    wait_for_port,
+)
 
-import psycopg2  # noqa: E402
-import requests  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from app.db import session as db_session
 
-from app.db import session as db_session  # noqa: E402
-from scripts.benchdb import admin, connect, drop, recreate  # noqa: E402
+if TYPE_CHECKING:
+    from app.ratelimit import RateLimiter
 
 DB = "pn_bench_notifications"
 ACCOUNT, TOKEN, SENDER = "AC" + "0" * 32, "bench-token", "+15005550006"
 MONTH_A, MONTH_B = date(2026, 10, 1), date(2026, 9, 1)
 
 
-def load(conn: psycopg2.extensions.connection, n: int, month: date, offset: int) -> None:
+def load(conn: Connection, n: int, month: date, offset: int) -> None:
     """n customers, each qualified for ``month`` (set-based; phone verdicts stored)."""
     cur = conn.cursor()
     cur.execute(
@@ -69,24 +80,13 @@ def load(conn: psycopg2.extensions.connection, n: int, month: date, offset: int)
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_simulator(port: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "app.cli.main", "simulate", "carrier", "--port", str(port),
            "--account-sid", ACCOUNT, "--auth-token", TOKEN,
            "--sent-after", "0", "--delivered-after", "0"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1])
-    for _ in range(100):
-        try:
-            requests.get(f"http://127.0.0.1:{port}/_sim/stats", timeout=1)
-            return proc
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError("simulator did not start")
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    wait_for_port(port, 10)
+    return proc
 
 
 def raw_sdk_rate(base: str, n: int, threads: int) -> float:
@@ -110,8 +110,8 @@ def raw_sdk_rate(base: str, n: int, threads: int) -> float:
     return n / (time.perf_counter() - t)
 
 
-def run_threads(fn: object, threads: int) -> None:
-    pool = [threading.Thread(target=fn) for _ in range(threads)]  # type: ignore[arg-type]
+def run_threads(fn: Callable[[], None], threads: int) -> None:
+    pool = [threading.Thread(target=fn) for _ in range(threads)]
     for th in pool:
         th.start()
     for th in pool:
@@ -127,20 +127,21 @@ def _prepare_process(month: date, batches: Any, done: Any, seconds: Any) -> None
     from app.months import Month
     from app.notifications.outbox import prepare_streaming
 
+    def hand_over(ids: list[uuid.UUID]) -> None:
+        for batch in ids:
+            batches.put(batch)
+
     t0 = time.perf_counter()
     try:
-        prepare_streaming(
-            session_scope,
-            Month.of(month),
-            lambda ids: [batches.put(b) for b in ids],
-            triggered_by="bench",
-        )
+        prepare_streaming(session_scope, Month.of(month), hand_over, triggered_by="bench")
     finally:
         seconds.value = time.perf_counter() - t0
         done.set()
 
 
-def send_month(base: str, month: date, threads: int, limiter: object) -> tuple[float, float, int]:
+def send_month(
+    base: str, month: date, threads: int, limiter: RateLimiter | None
+) -> tuple[float, float, int]:
     """(prepare seconds, prepare-to-last-send seconds, submitted) for one month.
 
     As in production: the outbox is prepared chunk by chunk in another process (the
@@ -162,7 +163,7 @@ def send_month(base: str, month: date, threads: int, limiter: object) -> tuple[f
     def worker() -> None:
         client = CarrierClient(ACCOUNT, TOKEN, sender=SENDER, base_url=base, timeout=10)
         client.warm_up()
-        sender = Sender(client, limiter)  # type: ignore[arg-type]
+        sender = Sender(client, limiter)
         while True:
             try:
                 batch = work.get(timeout=0.05)
@@ -199,7 +200,7 @@ def main() -> None:
     from app.config import get_settings
 
     server = db_session.resolve_database_url()
-    url = make_url(server).set(database=DB).render_as_string(hide_password=False)
+    url = database_url(server, DB)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     os.environ.update({
@@ -216,8 +217,6 @@ def main() -> None:
     recreate(conn, DB)
     sim = start_simulator(port)
     try:
-        from tests.conftest import migrate
-
         migrate(url)
         bench = connect(url)
         load(bench, args.n, MONTH_A, 0)
@@ -265,8 +264,7 @@ def main() -> None:
         engine.dispose()
         bench.close()
     finally:
-        sim.terminate()
-        sim.wait(10)
+        stop(sim)
         if not args.keep:
             drop(conn, DB)
         conn.close()

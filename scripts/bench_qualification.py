@@ -5,7 +5,7 @@ days of one 30-day month of checks (generate_series, audit trigger and secondary
 off for the load only, rebuilt after), then times, on the same data in the same run:
 
   1. the seed's bare aggregate SELECT (data architecture section 6.1, its month),
-  2. the project's deciding query alone (app.qualification.engine.DECIDE_SQL),
+  2. the project's deciding query alone (app.qualification.repository.decisions.DECIDE_SQL),
   3. the whole qualification run (phone check, decide, write, audit, bookkeeping),
 
 and prints each beside the seed's SELECT with the ratio. Targets: 2 <= 0.5x, 3 <= 3x.
@@ -20,17 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import Connection, admin, connect, database_url, drop, migrate, recreate, scalar
 
-import psycopg2  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-
-from app.db import session as db_session  # noqa: E402
-from scripts.benchdb import admin, connect, drop, recreate  # noqa: E402
+from app.db import session as db_session
 
 DB = "pn_bench_qualification"
 
@@ -59,7 +54,7 @@ def step(label: str) -> float:
     return time.perf_counter()
 
 
-def load(conn: psycopg2.extensions.connection, customers: int, first: str, days: int) -> None:
+def load(conn: Connection, customers: int, first: str, days: int) -> None:
     cur = conn.cursor()
     t = step(f"customers: {customers:,}")
     # 2% inactive, 1% landline (its verdict stored: NOT_MOBILE), verdicts current.
@@ -130,7 +125,7 @@ def load(conn: psycopg2.extensions.connection, customers: int, first: str, days:
     print(f"    {time.perf_counter() - t:.1f} s")
 
 
-def loaded_customers(conn: psycopg2.extensions.connection, url: str) -> int | None:
+def loaded_customers(conn: Connection, url: str) -> int | None:
     """Customers in a kept bench database, None when there is none."""
     cur = conn.cursor()
     cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,))
@@ -140,29 +135,29 @@ def loaded_customers(conn: psycopg2.extensions.connection, url: str) -> int | No
     try:
         cur = kept.cursor()
         cur.execute("SELECT to_regclass('customers') IS NOT NULL")
-        if not cur.fetchone()[0]:
+        if not scalar(cur):
             return None
         cur.execute("SELECT count(*) FROM customers")
-        return int(cur.fetchone()[0])
+        return int(scalar(cur))
     finally:
         kept.close()
 
 
 def explain_ms(
-    conn: psycopg2.extensions.connection, sql: str, params: dict[str, object], work_mem: str | None
+    conn: Connection, sql: str, params: dict[str, object], work_mem: str | None
 ) -> float:
     cur = conn.cursor()
     cur.execute("BEGIN")
     if work_mem:
         cur.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
     cur.execute("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + sql, params)
-    plan = cur.fetchone()[0]
+    plan = scalar(cur)
     cur.execute("ROLLBACK")
     return float(plan[0]["Execution Time"])
 
 
-def best_of(n: int, fn: object) -> float:
-    return min(fn() for _ in range(n))  # type: ignore[operator]
+def best_of(n: int, fn: Callable[[], float]) -> float:
+    return min(fn() for _ in range(n))
 
 
 def main() -> None:
@@ -181,12 +176,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from app.config import get_settings
-    from app.qualification.engine import DECIDE_SQL
-    from app.qualification.months import Month
+    from app.months import Month
+    from app.qualification.repository.decisions import DECIDE_SQL
 
     month = Month.parse(args.month)
     server = db_session.resolve_database_url()
-    url = make_url(server).set(database=DB).render_as_string(hide_password=False)
+    url = database_url(server, DB)
     work_mem = get_settings().qualification_work_mem
     print(
         f"qualification benchmark: {args.customers:,} customers x {month.days} days "
@@ -200,8 +195,6 @@ def main() -> None:
     try:
         os.environ["DATABASE_URL"] = url
         get_settings.cache_clear()
-        from tests.conftest import migrate
-
         migrate(url)
         bench = connect(url)
         if reused:
@@ -242,17 +235,17 @@ def main() -> None:
         from app.qualification.service import run_month
 
         t = time.perf_counter()
-        result = run_month(month, gap_repair=None, triggered_by="bench")
+        result = run_month(db_session.session_scope, month, gap_repair=None, triggered_by="bench")
         whole = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        again = run_month(month, gap_repair=None, triggered_by="bench")
+        again = run_month(db_session.session_scope, month, gap_repair=None, triggered_by="bench")
         rerun = (time.perf_counter() - t) * 1000
         cur = bench.cursor()
         cur.execute(
             "SELECT count(*) FROM audit_log WHERE correlation_id = %s",
             (str(result.correlation_id),),
         )
-        audited = cur.fetchone()[0]
+        audited = scalar(cur)
 
         def line(label: str, ms: float) -> str:
             return (

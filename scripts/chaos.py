@@ -38,11 +38,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import chaos_invariants as inv  # noqa: E402
-from chaos_servers import OwnPostgres, OwnRedis, Proc, scheduler, worker  # noqa: E402
+import _common
+import chaos_invariants as inv
+from chaos_servers import OwnPostgres, OwnRedis, Proc, scheduler, worker
 
 ACCOUNT, TOKEN, SENDER = "AC" + "c" * 32, "chaos-token", "+15005550006"
 DB = "pn_chaos"
@@ -92,7 +90,7 @@ class Chaos:
             "SMS_TEMPLATE_LANGUAGE": "he",
             "DELIVERY_BACKOFF_MINUTES": "0", "DELIVERY_CARRIER_RPS": "50",
             "METRICS_HOST": "127.0.0.1", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PATH": f"{_common.BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "HOME": os.environ.get("HOME", "/tmp"),
         }  # fmt: skip
 
@@ -100,10 +98,12 @@ class Chaos:
         """Keep every dead letter seen (a FLUSHALL would erase them before the verdict)."""
         import redis
 
-        from app.maintenance.dlq import list_dead
+        from app.maintenance.dlq import BrokerView, list_dead
+        from worker.resources import Queue
 
         try:
-            for d in list_dead(redis.Redis.from_url(self.redis.url), limit=100_000):
+            view = BrokerView(redis.Redis.from_url(self.redis.url), tuple(q.value for q in Queue))
+            for d in list_dead(view, limit=100_000):
                 self.dead[d.message_id] = d
         except redis.RedisError:
             pass
@@ -183,6 +183,7 @@ class Chaos:
         """Customers with unique names, emails and phones (so the log search is exact);
         some inactive, some landlines (they must not qualify)."""
         from app.customers.importer import import_customers
+        from app.db.session import session_scope
 
         path = self.workdir / "customers.csv"
         with path.open("w", newline="", encoding="utf-8") as handle:
@@ -194,7 +195,7 @@ class Chaos:
                 first = f"נועה{i:05d}" if i % 3 == 0 else f"Dana{i:05d}"
                 out.writerow([f"CH{i:07d}", first, f"Levi{i:05d}x", f"dana{i:05d}@example.co.il",
                               phone, "premium", "false" if i % 50 == 0 else "true"])  # fmt: skip
-        report = import_customers(path)
+        report = import_customers(session_scope, path)
         self.say(f"customers imported: {report.as_dict()}")
 
     # --- the scheduler's kicks, pinned to the month under test -------------------------

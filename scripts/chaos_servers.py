@@ -13,32 +13,12 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+from _common import BIN, ROOT, free_port, wait_for_port
 
 
 class OwnPostgres:
@@ -117,7 +97,7 @@ class OwnRedis:
              "--appendonly", "no", "--dir", str(self.workdir),
              "--logfile", str(self.workdir / "redis.log")],
         )  # fmt: skip
-        _wait_port(self.port, 10)
+        wait_for_port(self.port, 10)
 
     @property
     def url(self) -> str:

@@ -81,6 +81,7 @@ def redis_client() -> Any | None:
                 raise RedisNotConfigured("REDIS_URL is not set (or use DRAMATIQ_BROKER=stub)")
             import redis
 
-            _client = redis.Redis.from_url(url.get_secret_value())
+            # A connect timeout: an unreachable broker is an error, not a hang.
+            _client = redis.Redis.from_url(url.get_secret_value(), socket_connect_timeout=10)
             _client_pid = os.getpid()
         return _client

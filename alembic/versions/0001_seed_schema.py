@@ -19,14 +19,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from alembic import op
-from app.db.audit_ddl import (
-    APPEND_ONLY_FUNCTION,
-    APPEND_ONLY_TRIGGERS,
-    AUDIT_FUNCTION,
-    AUDITED_TABLES,
-    drop_statement_audit_triggers,
-    statement_audit_triggers,
-)
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -559,19 +551,119 @@ def downgrade() -> None:
     # ### end Alembic commands ###
 
 
+# The audit triggers as this migration created them. This file carries its DDL itself, so
+# that editing live code can never change a released migration; a later change to these
+# functions is a new migration that replaces them (0002 replaced audit_statement()).
+#
+# audit_statement() is one statement-level trigger function (transition tables,
+# docs/decisions.md 6): one audit_log row per affected row, without a per-row trigger call.
+# Arguments: entity_type, service_name, and the columns to leave out of the JSON (personal
+# data stays out of the log: docs/decisions.md 7). For UPDATE it writes a row only for
+# rows whose audited columns really changed, with old_values and new_values. The
+# correlation id is the row's own, else the transaction's app.correlation_id; app.user_id
+# names the operator when a person started the change.
+AUDIT_FUNCTION = r"""
+CREATE OR REPLACE FUNCTION audit_statement() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    excluded text[] := COALESCE(NULLIF(TG_ARGV[2], '')::text[], '{}'::text[]);
+    tx_correlation uuid := NULLIF(current_setting('app.correlation_id', true), '')::uuid;
+    tx_user text := NULLIF(current_setting('app.user_id', true), '');
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO audit_log (entity_type, entity_id, operation, new_values,
+                               correlation_id, user_id, service_name, timestamp)
+        SELECT TG_ARGV[0], n.id, TG_OP, to_jsonb(n) - excluded,
+               COALESCE((to_jsonb(n) ->> 'correlation_id')::uuid, tx_correlation),
+               tx_user, TG_ARGV[1], CURRENT_TIMESTAMP
+        FROM new_rows n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO audit_log (entity_type, entity_id, operation, old_values, new_values,
+                               correlation_id, user_id, service_name, timestamp)
+        SELECT TG_ARGV[0], n.id, TG_OP, to_jsonb(o) - excluded, to_jsonb(n) - excluded,
+               COALESCE(tx_correlation, (to_jsonb(n) ->> 'correlation_id')::uuid),
+               tx_user, TG_ARGV[1], CURRENT_TIMESTAMP
+        FROM new_rows n JOIN old_rows o ON o.id = n.id
+        WHERE (to_jsonb(n) - excluded - 'updated_at') IS DISTINCT FROM
+              (to_jsonb(o) - excluded - 'updated_at');
+    END IF;
+    RETURN NULL;
+END;
+$$;
+"""
+
+# audit_log_append_only() refuses UPDATE, DELETE and TRUNCATE on audit_log unless the
+# transaction declared itself a privileged maintenance operation (SET LOCAL
+# app.audit_maintenance = 'on': retention archival, GDPR anonymisation), which are
+# themselves audited by the code that does them.
+APPEND_ONLY_FUNCTION = r"""
+CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('app.audit_maintenance', true) = 'on' THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    RAISE EXCEPTION 'audit_log is append-only: % is not allowed', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+"""
+
+APPEND_ONLY_TRIGGERS = """
+CREATE TRIGGER audit_log_no_update_delete BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+"""
+
+# One trigger per event (transition tables allow one event each) on each audited table.
+# audit_statement() arguments: entity_type, service_name, columns kept out of the JSON.
+AUDIT_TRIGGERS: tuple[str, ...] = (
+    "CREATE TRIGGER daily_balance_checks_audit_insert AFTER INSERT ON daily_balance_checks "
+    "REFERENCING NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_statement('BalanceCheck', 'BalanceMonitor', '{}')",
+    "CREATE TRIGGER daily_balance_checks_audit_update AFTER UPDATE ON daily_balance_checks "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_statement('BalanceCheck', 'BalanceMonitor', '{}')",
+    "CREATE TRIGGER monthly_qualifications_audit_insert AFTER INSERT ON monthly_qualifications "
+    "REFERENCING NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION "
+    "audit_statement('Qualification', 'QualificationEngine', '{}')",
+    "CREATE TRIGGER monthly_qualifications_audit_update AFTER UPDATE ON monthly_qualifications "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION "
+    "audit_statement('Qualification', 'QualificationEngine', '{}')",
+    "CREATE TRIGGER notifications_audit_insert AFTER INSERT ON notifications "
+    "REFERENCING NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION "
+    "audit_statement('Notification', 'NotificationService', '{phone_number,sms_content}')",
+    "CREATE TRIGGER notifications_audit_update AFTER UPDATE ON notifications "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION "
+    "audit_statement('Notification', 'NotificationService', '{phone_number,sms_content}')",
+)
+
+DROP_AUDIT_TRIGGERS: tuple[str, ...] = (
+    "DROP TRIGGER IF EXISTS daily_balance_checks_audit_insert ON daily_balance_checks",
+    "DROP TRIGGER IF EXISTS daily_balance_checks_audit_update ON daily_balance_checks",
+    "DROP TRIGGER IF EXISTS monthly_qualifications_audit_insert ON monthly_qualifications",
+    "DROP TRIGGER IF EXISTS monthly_qualifications_audit_update ON monthly_qualifications",
+    "DROP TRIGGER IF EXISTS notifications_audit_insert ON notifications",
+    "DROP TRIGGER IF EXISTS notifications_audit_update ON notifications",
+)
+
+
 def _create_triggers() -> None:
     op.execute(AUDIT_FUNCTION)
     op.execute(APPEND_ONLY_FUNCTION)
     op.execute(APPEND_ONLY_TRIGGERS)
-    for table, entity_type, service, excluded in AUDITED_TABLES:
-        for statement in statement_audit_triggers(table, entity_type, service, excluded):
-            op.execute(statement)
+    for statement in AUDIT_TRIGGERS:
+        op.execute(statement)
 
 
 def _drop_triggers() -> None:
-    for table, *_ in AUDITED_TABLES:
-        for statement in drop_statement_audit_triggers(table):
-            op.execute(statement)
+    for statement in DROP_AUDIT_TRIGGERS:
+        op.execute(statement)
     op.execute("DROP TRIGGER IF EXISTS audit_log_no_update_delete ON audit_log")
     op.execute("DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log")
     op.execute("DROP FUNCTION IF EXISTS audit_log_append_only()")

@@ -7,7 +7,9 @@ down, the customer was added late) are asked for again, as of that date. Nothing
 invented: an account the source still cannot answer for stays missing and is reported.
 
 Each (day, batch) is its own transaction, so a long repair commits as it goes and a
-crash loses at most one batch. The repair is recorded as a ``gap_repair`` job run.
+crash loses at most one batch: ``repair_gaps`` takes a ``SessionScope``
+(``app.db.session.session_scope`` in production). The repair is recorded as a
+``gap_repair`` job run.
 """
 
 from __future__ import annotations
@@ -20,13 +22,11 @@ from datetime import date, datetime, timedelta
 
 from app.balances import repository
 from app.balances.checks import refuse_future
-from app.balances.runs import utcnow
 from app.balances.shards import PassResult, Progress, check_range
 from app.balances.sources import BalanceSource, default_source
 from app.config import get_settings
-from app.db.session import session_scope
-from app.models import JobRun
-from app.models.enums import RunStatus, Severity
+from app.db.session import SessionScope
+from app.models.enums import Severity
 from app.observability.events import record_event
 from app.observability.metrics import JOB_DURATION_SECONDS, JOB_LAST_SUCCESS, JOB_RUNS
 
@@ -35,6 +35,8 @@ JOB = "gap_repair"
 
 @dataclass
 class GapRepairReport:
+    """What a repair found and did (the qualification run records its three counts)."""
+
     gaps_found: int = 0
     filled: int = 0
     still_missing: int = 0
@@ -48,6 +50,7 @@ def today_local() -> date:
 
 
 def repair_gaps(
+    scope: SessionScope,
     start: date,
     end: date,
     *,
@@ -58,7 +61,8 @@ def repair_gaps(
     """Find and re-check every (active customer, day) in [start, end] without a check.
 
     ``end`` is clamped to yesterday in the bank's time zone: today's end-of-day balance
-    does not exist yet (the daily run writes it after end of business).
+    does not exist yet (the daily run writes it after end of business). Commits as it
+    goes, one transaction of ``scope`` per step (the run row, each batch, the result).
     """
     if start > end:
         raise ValueError(f"start {start} is after end {end}")
@@ -67,16 +71,14 @@ def repair_gaps(
     end = min(end, today - timedelta(days=1))
     settings = get_settings()
     threshold = settings.qualification_threshold
-    with session_scope() as session:
-        run = JobRun(
+    with scope() as session:
+        run = repository.insert_run(
+            session,
             job=JOB,
             run_key=f"{start.isoformat()}..{end.isoformat()}",
             triggered_by=triggered_by,
             stats={"threshold": str(threshold)},
         )
-        session.add(run)
-        session.flush()
-        session.refresh(run)
         run_id, correlation_id = run.id, run.correlation_id
     started = time.monotonic()
     own_source = source is None
@@ -88,6 +90,7 @@ def repair_gaps(
         day = start
         while day <= end:
             result: PassResult = check_range(
+                scope,
                 day,
                 repository.FULL_RANGE,
                 src,
@@ -103,11 +106,8 @@ def repair_gaps(
             missing_ids.update(result.missing_ids)
             day += timedelta(days=1)
     except Exception as exc:
-        with session_scope() as session:
-            failed = session.get(JobRun, run_id)
-            assert failed is not None
-            failed.status = str(RunStatus.FAILED)
-            failed.error = f"{type(exc).__name__}: {exc}"[:2000]
+        with scope() as session:
+            repository.mark_run_failed(session, run_id, f"{type(exc).__name__}: {exc}")
         JOB_RUNS.labels(JOB, "failed").inc()
         raise
     finally:
@@ -118,11 +118,17 @@ def repair_gaps(
     report.still_missing = sum(reasons.values())
     report.still_missing_customer_ids = sorted(missing_ids)
     report.missing_by_reason = dict(reasons)
-    _finish(report, correlation_id, time.monotonic() - started)
+    _finish(scope, report, run_id, correlation_id, time.monotonic() - started)
     return report
 
 
-def _finish(report: GapRepairReport, correlation_id: uuid.UUID, duration: float) -> None:
+def _finish(
+    scope: SessionScope,
+    report: GapRepairReport,
+    run_id: uuid.UUID,
+    correlation_id: uuid.UUID,
+    duration: float,
+) -> None:
     stats = {
         "gaps_found": report.gaps_found,
         "filled": report.filled,
@@ -130,12 +136,8 @@ def _finish(report: GapRepairReport, correlation_id: uuid.UUID, duration: float)
         "missing_customers": len(report.still_missing_customer_ids),
         "missing_by_reason": report.missing_by_reason,
     }
-    with session_scope() as session:
-        run = session.get(JobRun, report.run_id)
-        assert run is not None
-        run.status = str(RunStatus.FINISHED)
-        run.finished_at = utcnow()
-        run.stats = {**run.stats, **stats}
+    with scope() as session:
+        run = repository.mark_run_finished(session, run_id, stats)
         record_event(
             session,
             "gap_repair.finished",

@@ -1,11 +1,12 @@
-"""Run and shard bookkeeping (job_runs / job_shards) and the fan-in.
+"""Run and shard bookkeeping of the daily balance checks, and the fan-in.
 
 A day's run is one ``job_runs`` row (job ``balance_checks``, run_key the date) with one
 ``job_shards`` row per shard. Shards record exact counts when they finish; the last one
 to finish marks the run finished exactly once: it locks the run row first, so two
 shards finishing at the same moment are serialised and the second one sees the first
 one's commit (without the lock, each could see the other still unfinished and neither
-would close the run).
+would close the run). The SQL is in ``app.balances.repository``; the caller owns the
+transaction.
 """
 
 from __future__ import annotations
@@ -14,24 +15,19 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.models import JobRun, JobShard
+from app.balances import repository
 from app.models.enums import RunStatus, Severity
 from app.observability.events import record_event
 from app.observability.metrics import JOB_DURATION_SECONDS, JOB_LAST_SUCCESS, JOB_RUNS
 
 JOB = "balance_checks"
 SUM_KEYS = ("customers", "checked", "inserted", "passed", "flagged", "missing", "rejected")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +50,8 @@ def start_run(
     triggered_by: str,
 ) -> RunInfo:
     """Create the run and its Pending shards; the caller enqueues them after commit."""
-    run = JobRun(
+    run = repository.insert_run(
+        session,
         job=JOB,
         run_key=day.isoformat(),
         shard_count=shard_count,
@@ -62,11 +59,6 @@ def start_run(
         # The threshold is fixed per run: every shard writes the same one.
         stats={"threshold": str(threshold), "source": source},
     )
-    session.add(run)
-    session.flush()
-    session.add_all(JobShard(run_id=run.id, shard=k) for k in range(shard_count))
-    session.flush()
-    session.refresh(run)
     record_event(
         session,
         "balance_checks.started",
@@ -78,7 +70,7 @@ def start_run(
 
 
 def load_run(session: Session, run_id: uuid.UUID) -> RunInfo:
-    run = session.get(JobRun, run_id)
+    run = repository.get_run(session, run_id)
     if run is None or run.job != JOB:
         raise LookupError(f"no balance-check run {run_id}")
     return RunInfo(
@@ -91,53 +83,21 @@ def load_run(session: Session, run_id: uuid.UUID) -> RunInfo:
     )
 
 
-def begin_shard(session: Session, run_id: uuid.UUID, shard: int) -> bool:
-    """Mark the shard Running (one more attempt); False if it is already finished."""
-    row = session.execute(
-        text(
-            "UPDATE job_shards SET status = 'Running', attempts = attempts + 1, "
-            "started_at = COALESCE(started_at, CURRENT_TIMESTAMP) "
-            "WHERE run_id = :run AND shard = :shard AND status <> 'Finished' RETURNING shard"
-        ),
-        {"run": run_id, "shard": shard},
-    ).first()
-    return row is not None
-
-
 def finish_shard(session: Session, run_id: uuid.UUID, shard: int, stats: dict[str, Any]) -> bool:
     """Record the shard's counts; returns True if this call finished the whole run."""
-    session.execute(text("SELECT id FROM job_runs WHERE id = :run FOR UPDATE"), {"run": run_id})
-    updated = session.execute(
-        text(
-            "UPDATE job_shards SET status = 'Finished', finished_at = CURRENT_TIMESTAMP, "
-            "stats = CAST(:stats AS jsonb) "
-            "WHERE run_id = :run AND shard = :shard AND status <> 'Finished' RETURNING shard"
-        ),
-        {"run": run_id, "shard": shard, "stats": _json(stats)},
-    ).first()
-    if updated is None:
+    if not repository.mark_shard_finished(session, run_id, shard, stats):
         return False
     return _finalize(session, run_id)
 
 
 def _finalize(session: Session, run_id: uuid.UUID) -> bool:
-    closed = session.execute(
-        text(
-            "UPDATE job_runs SET status = 'Finished', finished_at = CURRENT_TIMESTAMP "
-            "WHERE id = :run AND finished_at IS NULL AND NOT EXISTS "
-            "(SELECT 1 FROM job_shards WHERE run_id = :run AND status <> 'Finished') "
-            "RETURNING started_at, finished_at"
-        ),
-        {"run": run_id},
-    ).first()
+    closed = repository.close_run(session, run_id)
     if closed is None:
         return False
-    run = session.get(JobRun, run_id)
-    assert run is not None
-    session.refresh(run)
+    started_at, finished_at = closed
     totals = aggregate(session, run_id)
-    run.stats = {**run.stats, **totals}
-    duration = (closed.finished_at - closed.started_at).total_seconds()
+    run = repository.merge_run_stats(session, run_id, totals)
+    duration = (finished_at - started_at).total_seconds()
     JOB_DURATION_SECONDS.labels(JOB).observe(duration)
     JOB_LAST_SUCCESS.labels(JOB).set(time.time())
     JOB_RUNS.labels(JOB, "finished").inc()
@@ -154,11 +114,10 @@ def _finalize(session: Session, run_id: uuid.UUID) -> bool:
 
 
 def aggregate(session: Session, run_id: uuid.UUID) -> dict[str, Any]:
+    """The run's totals: the shards' counts summed, missing customers by reason."""
     totals: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
-    for (stats,) in session.execute(
-        text("SELECT stats FROM job_shards WHERE run_id = :run"), {"run": run_id}
-    ):
+    for stats in repository.shard_stats(session, run_id):
         for key in SUM_KEYS:
             totals[key] += int(stats.get(key, 0))
         reasons.update({k: int(v) for k, v in stats.get("missing_by_reason", {}).items()})
@@ -167,25 +126,8 @@ def aggregate(session: Session, run_id: uuid.UUID) -> dict[str, Any]:
 
 def fail_run(session: Session, run_id: uuid.UUID, error: str) -> None:
     """An operator-visible failure (source misconfigured): the run stops being Running."""
-    session.execute(
-        text(
-            "UPDATE job_runs SET status = :failed, error = :error "
-            "WHERE id = :run AND finished_at IS NULL"
-        ),
-        {"run": run_id, "error": error[:2000], "failed": str(RunStatus.FAILED)},
-    )
+    repository.mark_run_failed(session, run_id, error)
     JOB_RUNS.labels(JOB, "failed").inc()
-
-
-def unfinished_shards(session: Session, run_id: uuid.UUID) -> list[int]:
-    rows = session.execute(
-        text(
-            "SELECT shard FROM job_shards WHERE run_id = :run AND status <> 'Finished' "
-            "ORDER BY shard"
-        ),
-        {"run": run_id},
-    )
-    return [r[0] for r in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,15 +145,7 @@ def plan_kick(session: Session, today: date, catchup_days: int) -> KickPlan:
     """
     days = [today - timedelta(days=i) for i in range(catchup_days, -1, -1)]
     keys = [d.isoformat() for d in days]
-    rows = session.execute(
-        text(
-            "SELECT DISTINCT ON (run_key) run_key, id, finished_at, status FROM job_runs "
-            "WHERE job = :job AND run_key = ANY(:keys) "
-            "ORDER BY run_key, (finished_at IS NOT NULL) DESC, started_at DESC"
-        ),
-        {"job": JOB, "keys": keys},
-    ).all()
-    latest = {r.run_key: r for r in rows}
+    latest = repository.latest_runs(session, JOB, keys)
     to_start: list[date] = []
     to_resume: list[tuple[uuid.UUID, list[int]]] = []
     for day, key in zip(days, keys, strict=True):
@@ -219,11 +153,5 @@ def plan_kick(session: Session, today: date, catchup_days: int) -> KickPlan:
         if row is None or row.status == RunStatus.FAILED:
             to_start.append(day)
         elif row.finished_at is None:
-            to_resume.append((row.id, unfinished_shards(session, row.id)))
+            to_resume.append((row.run_id, repository.unfinished_shards(session, row.run_id)))
     return KickPlan(to_start, to_resume)
-
-
-def _json(value: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True)

@@ -5,6 +5,8 @@ source is called (a slow core-banking API must not pin the pool). A batch only e
 asks for customers that have no check on the day yet, so a shard that is redelivered,
 re-run, or restarted after its worker was killed picks up exactly where the committed
 work ends and never writes a day twice (the UNIQUE key would refuse it anyway).
+That is why these services commit several times: they take a ``SessionScope``
+(``app.db.session.session_scope`` in production) and open one transaction per step.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.balances import repository, runs
-from app.balances.checks import CheckRow, evaluate, write_checks
+from app.balances.checks import CheckRow, evaluate
 from app.balances.repository import IdRange
 from app.balances.sources import BalanceSource, Missing, MissingReason, source_from_spec
 from app.config import get_settings
 from app.db.audit import set_audit_context
-from app.db.session import session_scope
+from app.db.session import SessionScope
 from app.observability.metrics import BALANCE_CHECKS, BALANCE_MISSING
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ def set_correlation(session: Session, correlation_id: uuid.UUID) -> None:
 
 
 def check_batch(
+    scope: SessionScope,
     customers: list[tuple[uuid.UUID, str]],
     day: date,
     source: BalanceSource,
@@ -69,7 +72,7 @@ def check_batch(
     result: PassResult,
     keep_missing_ids: bool = False,
 ) -> None:
-    """Fetch and write one batch (the write is one transaction)."""
+    """Fetch and write one batch (the write is one transaction of ``scope``)."""
     max_stale = get_settings().balance_max_stale_days
     answers = source.fetch([acc for _, acc in customers], day)
     rows: list[CheckRow] = []
@@ -83,9 +86,9 @@ def check_batch(
                 result.missing_ids.append(customer_id)
         else:
             rows.append(verdict)
-    with session_scope() as session:
+    with scope() as session:
         set_correlation(session, correlation_id)
-        inserted = write_checks(session, rows, correlation_id)
+        inserted = repository.write_checks(session, rows, correlation_id)
     result.seen += len(customers)
     result.inserted += inserted
     _count_written(rows)
@@ -102,6 +105,7 @@ def _count_written(rows: list[CheckRow]) -> None:
 
 
 def check_range(
+    scope: SessionScope,
     day: date,
     id_range: IdRange,
     source: BalanceSource,
@@ -112,16 +116,21 @@ def check_range(
     progress: Progress | None = None,
     keep_missing_ids: bool = False,
 ) -> PassResult:
-    """Check every active, not yet checked customer of ``id_range`` on ``day``."""
+    """Check every active, not yet checked customer of ``id_range`` on ``day``.
+
+    Each batch is read in one transaction of ``scope`` and written in another; none is
+    open while the source is asked.
+    """
     result = PassResult()
     after: uuid.UUID | None = None
     while True:
-        with session_scope() as session:
+        with scope() as session:
             batch = repository.unchecked_customers(session, day, id_range, after, batch_size)
         if not batch:
             return result
         after = batch[-1][0]
         check_batch(
+            scope,
             batch,
             day,
             source,
@@ -142,6 +151,7 @@ class ShardOutcome:
 
 
 def run_shard(
+    scope: SessionScope,
     run_id: uuid.UUID,
     shard: int,
     *,
@@ -150,16 +160,20 @@ def run_shard(
     batch_size: int | None = None,
     progress: Progress | None = None,
 ) -> ShardOutcome:
-    """Run one shard to the end and fan in. Safe to call again at any point."""
-    with session_scope() as session:
+    """Run one shard to the end and fan in. Safe to call again at any point.
+
+    Commits as it goes (``scope``): the shard's start, every batch, then its counts.
+    """
+    with scope() as session:
         info = runs.load_run(session, run_id)
-        if not runs.begin_shard(session, run_id, shard):
+        if not repository.begin_shard(session, run_id, shard):
             return ShardOutcome(False, False, {})
     id_range = repository.shard_range(shard, info.shard_count)
     own_source = source is None
     src = source if source is not None else source_factory(info.source)
     try:
         result = check_range(
+            scope,
             info.day,
             id_range,
             src,
@@ -171,7 +185,7 @@ def run_shard(
     finally:
         if own_source:
             src.close()
-    with session_scope() as session:
+    with scope() as session:
         counts = repository.range_counts(session, info.day, id_range)
         stats: dict[str, Any] = {
             **counts,

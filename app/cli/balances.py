@@ -20,6 +20,7 @@ from app.cli.common import (
     progress_bar,
 )
 from app.cli.groups import cli, enqueue_app, run_app, simulate_app
+from app.db.session import session_scope
 
 balances_app = typer.Typer(help="Daily balance checks.", no_args_is_help=True)
 cli.add_typer(balances_app, name="balances")
@@ -36,8 +37,9 @@ def _date(value: str) -> date:
 
 
 def _run_day(day: date, spec: str | None, shards: int | None, fmt: OutputFormat) -> dict[str, Any]:
+    from app.balances import repository
     from app.balances.checks import FutureDateError
-    from app.balances.day import count_day_work, run_day
+    from app.balances.day import run_day
     from app.balances.sources import SourceError, source_from_spec
 
     try:
@@ -45,9 +47,11 @@ def _run_day(day: date, spec: str | None, shards: int | None, fmt: OutputFormat)
     except SourceError as exc:
         raise UserError(str(exc)) from None
     try:
-        with progress_bar(f"balance checks {day}", count_day_work(day)) as advance:
+        with session_scope() as session:
+            total = repository.count_active(session)  # the progress bar's total
+        with progress_bar(f"balance checks {day}", total) as advance:
             run_id, totals = run_day(
-                day, source, source_spec=spec, shard_count=shards, progress=advance
+                session_scope, day, source, source_spec=spec, shard_count=shards, progress=advance
             )
     except (FutureDateError, SourceError) as exc:
         raise UserError(str(exc)) from None
@@ -81,7 +85,10 @@ def enqueue_balance_checks(
 
     day = _date(date_)
     try:
-        info = start_day(day, shard_count=shards, source_spec=source, triggered_by="operator")
+        with session_scope() as session:
+            info = start_day(
+                session, day, shard_count=shards, source_spec=source, triggered_by="operator"
+            )
     except FutureDateError as exc:
         raise UserError(str(exc)) from None
     from worker.actors.balances import send_shards  # lazily: only here does app/ meet dramatiq
@@ -106,7 +113,7 @@ def run_gap_repair(
     try:
         src = source_from_spec(source)
         with progress_bar("gap repair", None) as advance:
-            report = repair_gaps(first, last, source=src, progress=advance)
+            report = repair_gaps(session_scope, first, last, source=src, progress=advance)
     except (FutureDateError, SourceError, ValueError) as exc:
         raise UserError(str(exc)) from None
     row = {
@@ -130,6 +137,7 @@ def import_extract(
     """Load an EOD extract for one day: bad rows and unknown accounts are reported."""
     import csv
 
+    from app.balances import repository
     from app.balances.sources import SourceError
     from app.balances.sources.eod_file import load_extract
 
@@ -140,7 +148,8 @@ def import_extract(
     except SourceError as exc:
         raise UserError(str(exc)) from None
     _run_day(_date(date_), f"file:{file}", shards, fmt)
-    unknown = _unknown_accounts(list(extract.answers))
+    with session_scope() as session:
+        unknown = repository.unknown_accounts(session, list(extract.answers))
     problems = [(r.line, r.account_number, r.reason) for r in extract.rejected]
     problems += [(0, acc, "unknown account (no such customer)") for acc in unknown]
     if rejects is not None:
@@ -157,26 +166,6 @@ def import_extract(
         f"extract: {extract.rows} rows, {len(extract.rejected)} rejected, "
         f"{len(unknown)} unknown accounts"
     )
-
-
-def _unknown_accounts(accounts: list[str]) -> list[str]:
-    from sqlalchemy import text
-
-    from app.db.session import session_scope
-
-    unknown: list[str] = []
-    with session_scope() as session:
-        for i in range(0, len(accounts), 50_000):
-            chunk = accounts[i : i + 50_000]
-            known = {
-                r[0]
-                for r in session.execute(
-                    text("SELECT account_number FROM customers WHERE account_number = ANY(:a)"),
-                    {"a": chunk},
-                )
-            }
-            unknown.extend(a for a in chunk if a not in known)
-    return unknown
 
 
 @simulate_app.command("core-banking")

@@ -25,6 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from app.maintenance.dlq import BrokerView
 from app.months import InvalidMonth, Month
 
 console = Console()
@@ -47,6 +48,21 @@ def parse_month(text: str, option: str = "--month") -> Month:
         return Month.parse(text)
     except InvalidMonth as exc:
         raise UserError(f"{option}: {exc}") from None
+
+
+def broker_view(required: bool = True) -> BrokerView | None:
+    """The broker's Redis and queue names, from the worker wing that owns them."""
+    from worker.resources import Queue, RedisNotConfigured, redis_client
+
+    try:
+        client = redis_client()
+    except RedisNotConfigured:
+        client = None
+    if client is None:
+        if required:
+            raise UserError("REDIS_URL is not set: the queues live in the broker's Redis")
+        return None
+    return BrokerView(client, tuple(q.value for q in Queue))
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -34,13 +34,17 @@ def import_file(
         import_customers,
         write_rejects,
     )
+    from app.db.session import session_scope
 
     if not file.is_file():
         raise UserError(f"{file}: no such file")
     try:
         with progress_bar("importing customers", count_rows(file)) as advance:
             report = import_customers(
-                file, region=region or get_settings().default_phone_region, progress=advance
+                session_scope,
+                file,
+                region=region or get_settings().default_phone_region,
+                progress=advance,
             )
     except CustomerFileError as exc:
         raise UserError(f"{file}: {exc}") from None

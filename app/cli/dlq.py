@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import typer
 
-from app.cli.common import OutputFormat, UserError, emit_rows
+from app.cli.common import OutputFormat, UserError, broker_view, emit_rows
 from app.cli.groups import cli
 from app.db.session import session_scope
 from app.maintenance import dlq
@@ -21,11 +21,10 @@ IDS = typer.Option(None, "--id", help="A message id or redis id (repeatable).")
 ACTOR = typer.Option(None, "--actor", help="Only messages of this actor.")
 
 
-def _client() -> object:
-    try:
-        return dlq.redis_from_settings()
-    except dlq.DLQError as exc:
-        raise UserError(str(exc)) from None
+def _client() -> dlq.BrokerView:
+    view = broker_view()
+    assert view is not None  # required: broker_view raised otherwise
+    return view
 
 
 def _note(event: str, moved: list[dlq.DeadLetter]) -> None:

@@ -37,6 +37,7 @@ def run_qualification(
     """Qualify a closed month in this process, with a progress bar."""
     from rich.progress import Progress
 
+    from app.db.session import session_scope
     from app.qualification import service
 
     target = parse_month(month)
@@ -51,6 +52,7 @@ def run_qualification(
 
         try:
             result = service.run_month(
+                session_scope,
                 target,
                 recompute=recompute,
                 gap_repair=None if skip_gap_repair else service.default_gap_repair,

@@ -16,7 +16,8 @@ from app.config import get_settings
 from app.db.session import session_scope
 from app.months import Month, local_today
 from app.qualification.progress import month_progress
-from app.qualification.reports import QUALIFICATION_COLUMNS, month_report, qualification_rows
+from app.qualification.reports import month_report
+from app.qualification.repository.reporting import QUALIFICATION_COLUMNS, qualification_rows
 
 FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
 

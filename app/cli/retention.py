@@ -21,9 +21,6 @@ def _operator() -> str:
 _FMT_OPT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
 
 
-_FMT_OPT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
-
-
 @run_app.command("retention")
 def run_retention(
     fmt: OutputFormat = _FMT_OPT,
@@ -31,6 +28,7 @@ def run_retention(
     """Archive rows past their hot period, delete old system events, export to cold storage."""
     from rich.progress import Progress
 
+    from app.db.session import session_scope
     from app.maintenance import retention
 
     with Progress(console=err_console, disable=not err_console.is_terminal) as bar:
@@ -41,7 +39,7 @@ def run_retention(
                 tasks[step] = bar.add_task(f"archive {step}", total=total)
             bar.update(tasks[step], completed=done, total=total)
 
-        result = retention.run(triggered_by=_operator(), progress=progress)
+        result = retention.run(session_scope, triggered_by=_operator(), progress=progress)
     if result.skipped:
         typer.echo(f"skipped: {result.skipped}")
         raise typer.Exit(1)
@@ -61,9 +59,7 @@ def run_retention(
 @enqueue_app.command("retention")
 def enqueue_retention() -> None:
     """Send a retention run to the workers (queue 'maintenance')."""
-    # Lazily (app/ does not load dramatiq); the broker module first: it sets the broker
-    # (with the periodiq middleware) that the actor module registers on.
-    import worker.broker  # noqa: F401
+    # Lazily: only enqueueing commands load the worker runtime.
     from worker.actors.maintenance import retention_run
 
     message = retention_run.send(_operator())

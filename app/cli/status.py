@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import typer
 
-from app.cli.common import OutputFormat, console, emit_rows
+from app.cli.common import OutputFormat, broker_view, console, emit_rows
 from app.cli.groups import cli
 from app.db.session import session_scope
-from app.maintenance import dlq
 from app.maintenance import status as ops_status
+from app.maintenance.dlq import BrokerView
 
 RUN_COLUMNS = ["job", "run_key", "status", "started_at", "finished_at", "duration_s", "summary"]
 QUEUE_COLUMNS = ["queue", "waiting", "delayed", "dead_letters", "oldest_waiting_s"]
 STUCK_COLUMNS = ["kind", "rows", "older_than", "oldest"]
 
 
-def _redis() -> Any | None:
-    try:
-        return dlq.redis_from_settings()
-    except dlq.DLQError:
-        return None
+def _redis() -> BrokerView | None:
+    return broker_view(required=False)
 
 
 _PER_JOB_OPT = typer.Option(3, "--runs", min=1, help="Recent runs shown per job.")

@@ -30,7 +30,7 @@ def uuid_pk(*, time_ordered: bool = False) -> Mapped[uuid.UUID]:
     """``id UUID PRIMARY KEY DEFAULT gen_random_uuid()`` as in every seed table.
 
     ``time_ordered``: ``DEFAULT uuid_generate_v7()`` instead (migration 0002), for the
-    tables written in bulk (``app.db.audit_ddl.TIME_ORDERED_ID_TABLES``).
+    tables written in bulk (``TIME_ORDERED_ID_TABLES`` in that migration).
     """
     default = func.uuid_generate_v7() if time_ordered else func.gen_random_uuid()
     return mapped_column(UUID(as_uuid=True), primary_key=True, server_default=default)

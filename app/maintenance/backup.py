@@ -35,8 +35,10 @@ from typing import Any
 import psycopg2
 from sqlalchemy.engine import make_url
 
+from app.maintenance.repository import backup as repository
+from app.maintenance.repository.backup import fingerprints as fingerprints  # public here too
+
 NAME_RE = re.compile(r"^(?P<db>.+)_(?P<ts>\d{8}T\d{6}Z)\.dump$")
-SESSION_SETUP = "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET extra_float_digits = 3"
 DAILY_DAYS, WEEKLY_DAYS, MONTHLY_DAYS = 30, 90, 365
 
 
@@ -99,9 +101,7 @@ class Conn:
 
 def server_major(conn: Conn) -> int:
     with conn.connect() as pg:
-        with pg.cursor() as cur:
-            cur.execute("SHOW server_version_num")
-            (num,) = cur.fetchone()
+        num = repository.server_version_num(pg)
     pg.close()
     return int(num) // 10000
 
@@ -138,25 +138,6 @@ def find_tool(name: str, major: int) -> Path:
     )
 
 
-def fingerprints(pg: Any) -> dict[str, dict[str, Any]]:
-    """{table: {rows, checksum}} for every table of the public schema, on an open connection."""
-    with pg.cursor() as cur:
-        cur.execute(SESSION_SETUP)
-        cur.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
-        )
-        tables = [t for (t,) in cur.fetchall()]
-        result: dict[str, dict[str, Any]] = {}
-        for table in tables:
-            cur.execute(
-                f"SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)"
-                f'::bigint), 0) FROM public."{table}" t'
-            )
-            rows, checksum = cur.fetchone()
-            result[table] = {"rows": int(rows), "checksum": str(checksum)}
-    return result
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -176,9 +157,7 @@ def backup(conn: Conn, folder: Path, *, now: datetime | None = None) -> Path:
     pg = conn.connect()
     try:
         pg.set_session(isolation_level="REPEATABLE READ", readonly=True)
-        with pg.cursor() as cur:
-            cur.execute("SELECT pg_export_snapshot()")
-            (snapshot,) = cur.fetchone()
+        snapshot = repository.export_snapshot(pg)
         done = subprocess.run(
             [str(pg_dump), "--format=custom", f"--snapshot={snapshot}", f"--file={partial}"],
             env=conn.env(),
@@ -223,17 +202,13 @@ def restore(
         raise BackupError(f"{dump.name}: SHA-256 does not match its .json sidecar")
     admin = target.with_database("postgres").connect()
     admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target.database,))
-        if cur.fetchone() is None:
-            if not create:
-                raise BackupError(f"database {target.database} does not exist (use --create)")
-            cur.execute(f'CREATE DATABASE "{target.database}"')
+    if not repository.database_exists(admin, target.database):
+        if not create:
+            raise BackupError(f"database {target.database} does not exist (use --create)")
+        repository.create_database(admin, target.database)
     admin.close()
     pg = target.connect()
-    with pg.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
-        (existing,) = cur.fetchone()
+    existing = repository.public_table_count(pg)
     pg.close()
     if existing:
         raise BackupError(f"database {target.database} is not empty ({existing} tables)")

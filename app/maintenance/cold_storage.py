@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from app.maintenance.repository import cold_storage as repository
 from app.models import ARCHIVE_TABLES
 
 MANIFEST = "manifest.json"
@@ -78,23 +79,15 @@ def export_window(
     exported: list[ExportedFile] = []
     raw = engine.raw_connection()
     try:
-        cur = raw.cursor()
         for name in sorted(ARCHIVE_TABLES):
             columns = [c.name for c in ARCHIVE_TABLES[name].columns]
-            where = "archived_at <= %(until)s" + (" AND archived_at > %(since)s" if since else "")
-            params = {"until": until, "since": since}
-            cur.execute(f"SELECT count(*) FROM {name} WHERE {where}", params)
-            expected = int(cur.fetchone()[0])  # type: ignore[index]
+            expected = repository.count_archived(raw, name, since, until)
             if expected == 0:
                 continue
-            query = cur.mogrify(
-                f"SELECT {', '.join(columns)} FROM {name} WHERE {where} ORDER BY archived_at, id",
-                params,
-            ).decode()
             target = folder / f"{name}.csv.gz"
             tmp = target.with_suffix(".gz.partial")
             with gzip.open(tmp, "wb", compresslevel=6) as gz:
-                cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)", gz)
+                repository.copy_archived_csv(raw, name, columns, since, until, gz)
             rows = _count_csv_rows(tmp)
             if rows != expected:
                 raise ExportError(f"{name}: wrote {rows} rows, expected {expected}")

@@ -24,8 +24,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 NAMESPACE = "dramatiq"
-# The queues worker/broker.py declares (kept here so app/ does not import the worker).
-QUEUES = ("balances", "qualification", "outbox", "sms", "delivery", "maintenance")
+
+
+@dataclass(frozen=True)
+class BrokerView:
+    """The broker's Redis as the operator tools see it: its client and its queue names.
+
+    Built by the caller from the worker wing (``worker.resources``: the one owner of the
+    Redis client and of the ``Queue`` enum), so app/ never imports the worker runtime.
+    """
+
+    client: Any
+    queues: tuple[str, ...]
 
 
 class DLQError(ValueError):
@@ -74,12 +84,13 @@ def _from_ms(ms: float | int | None) -> datetime | None:
     return datetime.fromtimestamp(float(ms) / 1000, UTC).replace(tzinfo=None)
 
 
-def check_queues(queues: Sequence[str] | None) -> tuple[str, ...]:
+def check_queues(broker: BrokerView, queues: Sequence[str] | None) -> tuple[str, ...]:
     if not queues:
-        return QUEUES
-    unknown = [q for q in queues if q not in QUEUES]
+        return broker.queues
+    unknown = [q for q in queues if q not in broker.queues]
     if unknown:
-        raise DLQError(f"unknown queue(s) {', '.join(unknown)}; known: {', '.join(QUEUES)}")
+        known = ", ".join(broker.queues)
+        raise DLQError(f"unknown queue(s) {', '.join(unknown)}; known: {known}")
     return tuple(queues)
 
 
@@ -115,11 +126,12 @@ def _parse(queue: str, redis_id: str, raw: bytes | str, died_ms: float | None) -
 
 
 def list_dead(
-    client: Any, queues: Sequence[str] | None = None, limit: int = 100
+    broker: BrokerView, queues: Sequence[str] | None = None, limit: int = 100
 ) -> list[DeadLetter]:
     """The dead letters of ``queues`` (all known queues by default), oldest first."""
+    client = broker.client
     result: list[DeadLetter] = []
-    for queue in check_queues(queues):
+    for queue in check_queues(broker, queues):
         entries = client.zrange(_key(queue, ".XQ"), 0, max(limit - 1, 0), withscores=True)
         if not entries:
             continue
@@ -133,18 +145,18 @@ def list_dead(
     return result[:limit]
 
 
-def counts(client: Any, queues: Iterable[str] = QUEUES) -> dict[str, int]:
-    pipe = client.pipeline(transaction=False)
-    names = list(queues)
+def counts(broker: BrokerView, queues: Iterable[str] | None = None) -> dict[str, int]:
+    pipe = broker.client.pipeline(transaction=False)
+    names = list(broker.queues if queues is None else queues)
     for queue in names:
         pipe.zcard(_key(queue, ".XQ"))
     return {q: int(n) for q, n in zip(names, pipe.execute(), strict=True)}
 
 
 def _select(
-    client: Any, queues: Sequence[str] | None, ids: Sequence[str] | None, actor: str | None
+    broker: BrokerView, queues: Sequence[str] | None, ids: Sequence[str] | None, actor: str | None
 ) -> list[DeadLetter]:
-    dead = list_dead(client, queues, limit=1_000_000)
+    dead = list_dead(broker, queues, limit=1_000_000)
     if ids:
         wanted = set(ids)
         dead = [d for d in dead if d.redis_id in wanted or d.message_id in wanted]
@@ -158,14 +170,15 @@ def _select(
 
 
 def replay(
-    client: Any,
+    broker: BrokerView,
     queues: Sequence[str] | None = None,
     ids: Sequence[str] | None = None,
     actor: str | None = None,
 ) -> list[DeadLetter]:
     """Move the selected dead letters back onto their queues; returns what moved."""
+    client = broker.client
     moved: list[DeadLetter] = []
-    for dead in _select(client, queues, ids, actor):
+    for dead in _select(broker, queues, ids, actor):
         raw = client.hget(_key(dead.queue, ".XQ.msgs"), dead.redis_id)
         if raw is None:
             continue
@@ -189,14 +202,15 @@ def replay(
 
 
 def purge(
-    client: Any,
+    broker: BrokerView,
     queues: Sequence[str] | None = None,
     ids: Sequence[str] | None = None,
     actor: str | None = None,
     older_than: datetime | None = None,
 ) -> list[DeadLetter]:
     """Delete the selected dead letters for good; returns what was deleted."""
-    selected = _select(client, queues, ids, actor)
+    client = broker.client
+    selected = _select(broker, queues, ids, actor)
     if older_than is not None:
         selected = [d for d in selected if d.died_at is not None and d.died_at < older_than]
     for dead in selected:
@@ -205,15 +219,3 @@ def purge(
         pipe.hdel(_key(dead.queue, ".XQ.msgs"), dead.redis_id)
         pipe.execute()
     return selected
-
-
-def redis_from_settings() -> Any:
-    """A Redis client on REDIS_URL (the broker's Redis)."""
-    import redis
-
-    from app.config import get_settings
-
-    url = get_settings().redis_url
-    if url is None:
-        raise DLQError("REDIS_URL is not set: the dead-letter queues live in the broker's Redis")
-    return redis.Redis.from_url(url.get_secret_value(), socket_timeout=10)

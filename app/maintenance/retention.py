@@ -19,29 +19,28 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
 from sqlalchemy.orm import Session
 
 from app.db.audit import set_audit_context
+from app.db.session import SessionScope, get_engine
 from app.maintenance import cold_storage
-from app.models import ARCHIVE_TABLES, AuditLog, JobRun
-from app.models.enums import RunStatus, Severity
+from app.maintenance.repository import audit as audit_repository
+from app.maintenance.repository import retention as repository
+from app.maintenance.repository.retention import JOB, STEPS, Step
+from app.maintenance.repository.retention import LOCK_KEY as LOCK_KEY  # the run's lock
+from app.models.enums import Severity
 from app.observability import metrics
 from app.observability.events import record_event
 
-JOB = "retention"
 SERVICE = "RetentionJob"
-LOCK_KEY = 0x706E5F7265746E  # "pn_retn": one retention run per database
-EXPORTED_THROUGH = "exported_through"
+EXPORTED_THROUGH = repository.EXPORTED_THROUGH
 
-Transaction = Callable[[], AbstractContextManager[Session]]
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -65,33 +64,6 @@ class Policy:
             batch_size=s.retention_batch_size,
             cold_dir=s.cold_storage_dir,
         )
-
-
-@dataclass(frozen=True)
-class Step:
-    table: str
-    predicate: str  # on alias t; parameters :cutoff (timestamp), :cutoff_date (date)
-    audit: bool = False  # audit_log: 2-year cutoff, privileged maintenance transaction
-
-
-STEPS = (
-    Step(
-        "delivery_status",
-        "t.notification_id IN (SELECT n.id FROM notifications n WHERE n.created_at < :cutoff)",
-    ),
-    Step(
-        "notifications",
-        "t.created_at < :cutoff AND NOT EXISTS "
-        "(SELECT 1 FROM delivery_status d WHERE d.notification_id = t.id)",
-    ),
-    Step(
-        "monthly_qualifications",
-        "t.qualification_month + interval '1 month' <= :cutoff_date AND NOT EXISTS "
-        "(SELECT 1 FROM notifications n WHERE n.qualification_id = t.id)",
-    ),
-    Step("daily_balance_checks", "t.check_date < :cutoff_date"),
-    Step("audit_log", "t.timestamp < :cutoff", audit=True),
-)
 
 
 class RetentionError(RuntimeError):
@@ -125,123 +97,69 @@ def cutoffs(policy: Policy, now_utc: datetime, today_local: date) -> dict[bool, 
 
 
 def move_batch(session: Session, step: Step, params: dict[str, Any], limit: int) -> int:
-    """Move up to ``limit`` rows of one table into its archive in the caller's transaction."""
-    archive = f"{step.table}_archive"
-    columns = ", ".join(c.name for c in ARCHIVE_TABLES[archive].columns if c.name != "archived_at")
-    if step.audit:
-        session.execute(text("SET LOCAL app.audit_maintenance = 'on'"))
-    session.execute(text("SET LOCAL lock_timeout = '10s'"))
-    ids = list(
-        session.scalars(
-            text(
-                f"SELECT t.id FROM {step.table} t WHERE {step.predicate} "
-                "ORDER BY t.id LIMIT :limit FOR UPDATE OF t SKIP LOCKED"
-            ),
-            {**params, "limit": limit},
-        )
-    )
+    """Move up to ``limit`` rows of one table into its archive in the caller's transaction.
+
+    Every id must reach the archive and leave the hot table; any mismatch raises, and
+    the caller's transaction rolls the batch back.
+    """
+    repository.begin_batch(session, step)
+    ids = repository.batch_ids(session, step, params, limit)
     if not ids:
         return 0
-    session.execute(
-        text(
-            f"INSERT INTO {archive} ({columns}) SELECT {columns} FROM {step.table} "
-            "WHERE id = ANY(:ids) ON CONFLICT (id) DO NOTHING"
-        ),
-        {"ids": ids},
-    )
-    archived = session.scalar(
-        text(f"SELECT count(*) FROM {archive} WHERE id = ANY(:ids)"), {"ids": ids}
-    )
+    repository.copy_to_archive(session, step.table, ids)
+    archived = repository.count_archived(session, step.table, ids)
     if archived != len(ids):
         raise RetentionError(f"{step.table}: {archived} of {len(ids)} rows reached the archive")
-    deleted = _rowcount(
-        session.execute(text(f"DELETE FROM {step.table} WHERE id = ANY(:ids)"), {"ids": ids})
-    )
+    deleted = repository.delete_rows(session, step.table, ids)
     if deleted != len(ids):
         raise RetentionError(f"{step.table}: deleted {deleted} of {len(ids)} archived rows")
     return len(ids)
 
 
-def delete_old_events(session: Session, before: datetime, limit: int) -> int:
-    return _rowcount(
-        session.execute(
-            text(
-                "DELETE FROM system_events WHERE id IN (SELECT id FROM system_events "
-                "WHERE created_at < :before LIMIT :limit)"
-            ),
-            {"before": before, "limit": limit},
-        )
-    )
-
-
-def _rowcount(result: Any) -> int:
-    # DML results are CursorResults; the typed Session.execute says Result.
-    return int(result.rowcount)
-
-
-@contextmanager
-def _run_lock(conn: Connection) -> Iterator[bool]:
-    got = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}))
-    conn.commit()
-    try:
-        yield got
-    finally:
-        if got:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
-            conn.commit()
-
-
 def last_watermark(session: Session) -> datetime | None:
-    value = session.scalar(
-        select(JobRun.stats[EXPORTED_THROUGH].astext)
-        .where(JobRun.job == JOB, JobRun.status == str(RunStatus.FINISHED))
-        .where(JobRun.stats.has_key(EXPORTED_THROUGH))
-        .order_by(JobRun.started_at.desc())
-        .limit(1)
-    )
+    """End of the last finished run's export window (None before the first)."""
+    value = repository.last_watermark(session)
     return datetime.fromisoformat(value) if value else None
 
 
 def run(
+    transaction: SessionScope,
     *,
     policy: Policy | None = None,
-    transaction: Transaction | None = None,
     triggered_by: str = "worker",
     today_local: date | None = None,
     now_utc: datetime | None = None,
     progress: Progress | None = None,
 ) -> RetentionResult:
-    """Archive, delete expired events, export; recorded in job_runs as job 'retention'."""
+    """Archive, delete expired events, export; recorded in job_runs as job 'retention'.
+
+    Handed a ``SessionScope`` (production: ``app.db.session.session_scope``) rather than a
+    session: the run commits many times (the run's row, every archival batch, the
+    finish), so a crash loses one batch at most and the next run resumes. Besides those
+    transactions it holds the run's advisory lock on a connection of its own and streams
+    the cold-storage export over another (``get_engine``).
+    """
     from app.config import get_settings
-    from app.db.session import get_engine, session_scope
 
     policy = policy or Policy.from_settings()
-    transaction = transaction or session_scope
     now_utc = now_utc or _utcnow()
     today_local = today_local or datetime.now(get_settings().tz).date()
     engine = get_engine()
     started = time.monotonic()
-    with engine.connect() as lock_conn, _run_lock(lock_conn) as got:
+    with repository.run_lock(engine) as got:
         if not got:
             return RetentionResult(run_id=None, skipped="another retention run holds the lock")
         with transaction() as session:
             # We hold the lock, so any 'Running' retention row is a dead run's.
-            session.execute(
-                update(JobRun)
-                .where(JobRun.job == JOB, JobRun.status == str(RunStatus.RUNNING))
-                .values(status=str(RunStatus.FAILED), finished_at=now_utc, error="abandoned")
-            )
-            job = JobRun(job=JOB, run_key=today_local.isoformat(), triggered_by=triggered_by[:100])
-            session.add(job)
-            session.flush()
-            session.refresh(job)
+            repository.abandon_running(session, now_utc)
+            job = repository.start_run(session, today_local.isoformat(), triggered_by[:100])
             run_id, correlation = job.id, job.correlation_id
             since = last_watermark(session)
         result = RetentionResult(run_id=run_id)
         try:
             _archive_all(policy, transaction, now_utc, today_local, correlation, result, progress)
             with transaction() as session:
-                until = session.scalar(text("SELECT LOCALTIMESTAMP"))
+                until = repository.db_now(session)
             folder = policy.cold_dir / f"{until:%Y/%m/%d}" / f"retention-{run_id}"
             files = cold_storage.export_window(engine, folder, since, until, run_id=str(run_id))
             if files:
@@ -256,13 +174,7 @@ def run(
             _finish(transaction, result, correlation, until, triggered_by)
         except BaseException as exc:
             with transaction() as session:
-                session.execute(
-                    update(JobRun)
-                    .where(JobRun.id == run_id)
-                    .values(
-                        status=str(RunStatus.FAILED), finished_at=_utcnow(), error=str(exc)[:2000]
-                    )
-                )
+                repository.fail_run(session, run_id, str(exc)[:2000], _utcnow())
             metrics.JOB_RUNS.labels(job=JOB, outcome="failed").inc()
             raise
     return result
@@ -270,7 +182,7 @@ def run(
 
 def _archive_all(
     policy: Policy,
-    transaction: Transaction,
+    transaction: SessionScope,
     now_utc: datetime,
     today_local: date,
     correlation: uuid.UUID,
@@ -294,7 +206,7 @@ def _archive_all(
     before = now_utc - timedelta(days=policy.events_days)
     while True:
         with transaction() as session:
-            n = delete_old_events(session, before, policy.batch_size)
+            n = repository.delete_old_events(session, before, policy.batch_size)
         result.events_deleted += n
         if n < policy.batch_size:
             break
@@ -304,7 +216,7 @@ def _archive_all(
 
 
 def _finish(
-    transaction: Transaction,
+    transaction: SessionScope,
     result: RetentionResult,
     correlation: uuid.UUID,
     until: datetime,
@@ -320,21 +232,16 @@ def _finish(
         "seconds": round(result.seconds, 2),
     }
     with transaction() as session:
-        session.execute(
-            update(JobRun)
-            .where(JobRun.id == result.run_id)
-            .values(status=str(RunStatus.FINISHED), finished_at=_utcnow(), stats=stats)
-        )
-        session.add(
-            AuditLog(
-                entity_type="RetentionRun",
-                entity_id=result.run_id,
-                operation="PROCESS",
-                correlation_id=correlation,
-                user_id=triggered_by[:100],
-                service_name=SERVICE,
-                details={**stats, "files": result.exported_files},
-            )
+        repository.finish_run(session, result.run_id, stats, _utcnow())
+        audit_repository.add_audit_row(
+            session,
+            entity_type="RetentionRun",
+            entity_id=result.run_id,
+            operation="PROCESS",
+            correlation_id=correlation,
+            user_id=triggered_by[:100],
+            service_name=SERVICE,
+            details={**stats, "files": result.exported_files},
         )
         record_event(
             session,

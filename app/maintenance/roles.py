@@ -25,26 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-OPERATIONAL_TABLES = (
-    "customers",
-    "daily_balance_checks",
-    "monthly_qualifications",
-    "notifications",
-    "delivery_status",
-    "system_events",
-    "job_runs",
-    "job_shards",
-)
-ARCHIVE_TABLES = (
-    "daily_balance_checks_archive",
-    "monthly_qualifications_archive",
-    "notifications_archive",
-    "delivery_status_archive",
-    "audit_log_archive",
-)
+from app.maintenance.repository import roles as repository
 
 
 @dataclass(frozen=True)
@@ -64,89 +47,26 @@ class RoleNames:
         return (self.worker, self.maintenance, self.reporting)
 
 
-def append_only_function(maintenance_role: str) -> str:
-    """audit_log_append_only(), with the bypass limited to the maintenance role."""
-    return f"""
-CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF current_setting('app.audit_maintenance', true) = 'on' AND (
-        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-        OR (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{maintenance_role}')
-            AND pg_has_role(current_user, '{maintenance_role}', 'MEMBER'))
-    ) THEN
-        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-    END IF;
-    RAISE EXCEPTION 'audit_log is append-only: % is not allowed', TG_OP
-        USING ERRCODE = 'insufficient_privilege';
-END;
-$$;
-"""
-
-
 def statements(names: RoleNames, database: str, schema: str = "public") -> list[str]:
     """The DDL/DCL, in order. Every statement is safe to repeat."""
-    ops = ", ".join(OPERATIONAL_TABLES)
-    archives = ", ".join(ARCHIVE_TABLES)
-    sql: list[str] = []
-    for role in names.all():
-        sql.append(
-            "DO $$ BEGIN "
-            f"IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
-            f"CREATE ROLE {role} NOLOGIN; END IF; END $$"
-        )
-    w, m, r = names.worker, names.maintenance, names.reporting
-    sql += [
-        # Start from nothing on this schema's tables, so a re-run also revokes drift.
-        f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {w}, {m}, {r}",
-        f'GRANT CONNECT ON DATABASE "{database}" TO {w}, {m}, {r}',
-        f"GRANT USAGE ON SCHEMA {schema} TO {w}, {m}, {r}",
-        # worker
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {ops} TO {w}",
-        f"GRANT SELECT, INSERT ON audit_log TO {w}",
-        f"GRANT SELECT ON {archives}, alembic_version TO {w}",
-        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {w}",
-        # The qualification run decides into a transaction-local table (even where a
-        # hardened database has revoked TEMPORARY from PUBLIC).
-        f'GRANT TEMPORARY ON DATABASE "{database}" TO {w}',
-        # maintenance = worker + archives + the audit bypass
-        f"GRANT {w} TO {m}",
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {archives} TO {m}",
-        f"GRANT UPDATE, DELETE ON audit_log TO {m}",
-        # reporting: read only, even if someone grants it more later
-        f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {r}",
-        f"ALTER ROLE {r} SET default_transaction_read_only = on",
-        # tables the migration owner creates later
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO {r}",
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} "
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {m}",
-        append_only_function(m),
-    ]
-    return sql
+    return repository.grant_statements(
+        names.worker, names.maintenance, names.reporting, database, schema
+    )
 
 
 def apply(session: Session, names: RoleNames) -> list[str]:
     """Create or update the roles and grants in the caller's transaction."""
-    database = session.scalar(text("SELECT current_database()"))
-    done = statements(names, str(database))
-    for statement in done:
-        session.execute(text(statement))
+    done = statements(names, repository.current_database(session))
+    repository.execute_all(session, done)
     return done
 
 
 def owner(session: Session) -> str:
     """The migration owner: the role that owns the schema's tables (alembic_version)."""
-    return str(
-        session.scalar(
-            text("SELECT tableowner FROM pg_tables WHERE tablename = 'alembic_version' LIMIT 1")
-        )
-    )
+    return repository.table_owner(session)
 
 
 def drop(session: Session, names: RoleNames) -> None:
     """Remove the roles (tests; decommissioning). Their grants in this database go too."""
     for role in names.all():
-        exists = session.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
-        if exists:
-            session.execute(text(f"DROP OWNED BY {role}"))
-            session.execute(text(f"DROP ROLE {role}"))
+        repository.drop_role(session, role)

@@ -13,48 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.maintenance import dlq
-
-# The latest ``per_job`` runs of every job (window function: one pass over job_runs).
-RECENT_RUNS = text(
-    """
-    SELECT job, run_key, status, triggered_by, started_at, finished_at, stats, error
-    FROM (
-        SELECT r.*, row_number() OVER (PARTITION BY job ORDER BY started_at DESC) AS rn
-        FROM job_runs r
-    ) ranked
-    WHERE rn <= :per_job
-    ORDER BY job, started_at DESC
-    """
-)
-
-# Stuck rows. Queued/Sending use the outbox's own timestamps; "awaiting delivery" is a
-# submitted message whose latest delivery_status row is not final past the deadline
-# (or that has none at all).
-STUCK = text(
-    """
-    SELECT 'queued' AS kind, count(*) AS rows, min(created_at) AS oldest
-    FROM notifications
-    WHERE submission_status = 'Queued' AND created_at < :queued_before
-    UNION ALL
-    SELECT 'sending', count(*), min(coalesce(claimed_at, updated_at, created_at))
-    FROM notifications
-    WHERE submission_status = 'Sending'
-      AND coalesce(claimed_at, updated_at, created_at) < :sending_before
-    UNION ALL
-    SELECT 'awaiting_final_delivery', count(*), min(n.submission_timestamp)
-    FROM notifications n
-    WHERE n.submission_status = 'Submitted'
-      AND n.submission_timestamp < :delivery_before
-      AND NOT EXISTS (
-          SELECT 1 FROM delivery_status d
-          WHERE d.notification_id = n.id AND d.final_status IS TRUE
-      )
-    """
-)
+from app.maintenance.repository import status as repository
 
 
 @dataclass(frozen=True)
@@ -99,9 +61,10 @@ def _stats_summary(stats: dict[str, Any]) -> str:
 def recent_runs(
     session: Session, per_job: int = 3, now: datetime | None = None
 ) -> list[dict[str, Any]]:
+    """The newest ``per_job`` runs of every job, with duration and a stats summary."""
     now = now or _utcnow()
     rows = []
-    for r in session.execute(RECENT_RUNS, {"per_job": per_job}).mappings():
+    for r in repository.recent_runs(session, per_job):
         end = r["finished_at"] or now
         rows.append(
             {
@@ -123,12 +86,14 @@ def recent_runs(
 def stuck_rows(
     session: Session, thresholds: StuckThresholds, now: datetime | None = None
 ) -> list[dict[str, Any]]:
+    """Outbox rows queued, sending or awaiting a final delivery status for too long."""
     now = now or _utcnow()
-    params = {
-        "queued_before": now - thresholds.queued,
-        "sending_before": now - thresholds.sending,
-        "delivery_before": now - thresholds.delivery,
-    }
+    counts = repository.stuck_counts(
+        session,
+        queued_before=now - thresholds.queued,
+        sending_before=now - thresholds.sending,
+        delivery_before=now - thresholds.delivery,
+    )
     limits = {
         "queued": thresholds.queued,
         "sending": thresholds.sending,
@@ -141,16 +106,17 @@ def stuck_rows(
             "older_than": str(limits[r["kind"]]),
             "oldest": r["oldest"],
         }
-        for r in session.execute(STUCK, params).mappings()
+        for r in counts
     ]
 
 
-def queue_rows(client: Any, now_ms: float | None = None) -> list[dict[str, Any]]:
+def queue_rows(broker: dlq.BrokerView, now_ms: float | None = None) -> list[dict[str, Any]]:
     """Depth, delayed, in-flight-free oldest age and dead letters of every queue."""
     now_ms = now_ms if now_ms is not None else datetime.now(UTC).timestamp() * 1000
+    client = broker.client
     rows = []
-    dead = dlq.counts(client)
-    for queue in dlq.QUEUES:
+    dead = dlq.counts(broker)
+    for queue in broker.queues:
         key = f"{dlq.NAMESPACE}:{queue}"
         pipe = client.pipeline(transaction=False)
         pipe.llen(key)
@@ -184,7 +150,7 @@ def _age_seconds(raw: bytes | str | None, now_ms: float) -> float | None:
 
 def collect(
     session: Session,
-    redis_client: Any | None,
+    broker: dlq.BrokerView | None,
     *,
     per_job: int = 3,
     thresholds: StuckThresholds | None = None,
@@ -195,11 +161,11 @@ def collect(
         runs=recent_runs(session, per_job),
         stuck=stuck_rows(session, thresholds or StuckThresholds.from_settings()),
     )
-    if redis_client is None:
+    if broker is None:
         status.broker_error = "REDIS_URL is not set"
     else:
         try:
-            status.queues = queue_rows(redis_client)
+            status.queues = queue_rows(broker)
         except Exception as exc:  # noqa: BLE001 - any broker failure is shown, not fatal
             status.broker_error = f"{type(exc).__name__}: {str(exc)[:200]}"
     return status

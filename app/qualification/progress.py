@@ -3,7 +3,8 @@
 A customer is on track while every day so far has a check that passes the threshold.
 The day a customer drops out is the first day that fails or has no check; one pass over
 the month's checks (ordered by the (customer_id, check_date) index) finds it with a
-window function. "So far" is up to the latest day with checks (or ``through``).
+window function (SQL: ``repository.reporting``). "So far" is up to the latest day with
+checks (or ``through``).
 """
 
 from __future__ import annotations
@@ -12,53 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.months import Month
-
-_LATEST_DAY = text(
-    """
-    SELECT max(check_date) FROM daily_balance_checks
-    WHERE check_date >= :first AND check_date <= :until
-    """
-)
-
-_PROGRESS = text(
-    """
-    WITH checks AS (
-        SELECT customer_id, check_date, passes_threshold,
-               lag(check_date) OVER (PARTITION BY customer_id ORDER BY check_date) AS prev
-        FROM daily_balance_checks
-        WHERE check_date >= :first AND check_date <= :through
-    ),
-    per_customer AS (
-        SELECT customer_id,
-               min(check_date) FILTER (WHERE NOT passes_threshold) AS first_fail,
-               min(COALESCE(prev, CAST(:first AS date) - 1) + 1) FILTER (
-                   WHERE check_date - COALESCE(prev, CAST(:first AS date) - 1) > 1
-               ) AS inner_gap,
-               max(check_date) AS last_day
-        FROM checks GROUP BY customer_id
-    ),
-    dropped AS (
-        SELECT p.customer_id, p.first_fail,
-               COALESCE(p.inner_gap, CASE WHEN p.last_day < :through
-                                          THEN p.last_day + 1 END) AS first_gap
-        FROM per_customer p
-    ),
-    decided AS (
-        SELECT d.customer_id,
-               LEAST(d.first_fail, d.first_gap) AS drop_day,
-               CASE WHEN d.first_gap IS NULL OR d.first_fail < d.first_gap
-                    THEN 'BELOW_THRESHOLD' ELSE 'MISSING_DATA' END AS reason,
-               (c.is_active IS TRUE AND c.phone_is_valid_mobile) AS eligible
-        FROM dropped d JOIN customers c ON c.id = d.customer_id
-    )
-    SELECT drop_day, reason, eligible, count(*) AS customers
-    FROM decided GROUP BY drop_day, reason, eligible
-    """
-)
+from app.qualification.repository import reporting
 
 
 @dataclass
@@ -101,14 +59,14 @@ def month_progress(
     """Progress of ``month`` up to ``through`` (default: the latest day with checks)."""
     until = min(month.last, today, through or month.last)
     if through is None:
-        latest = session.execute(_LATEST_DAY, {"first": month.first, "until": until}).scalar()
+        latest = reporting.latest_check_day(session, month.first, until)
         if latest is None:
             return ProgressReport(month, None)
         until = latest
     if until < month.first:
         return ProgressReport(month, None)
     report = ProgressReport(month, until)
-    for row in session.execute(_PROGRESS, {"first": month.first, "through": until}):
+    for row in reporting.drop_outs(session, month.first, until):
         n = int(row.customers)
         report.evaluated += n
         if row.drop_day is None:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from app.months import Month, closed_months
-from app.qualification import runs
+from app.qualification.repository import runs
 
 
 @dataclass(frozen=True)

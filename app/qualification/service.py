@@ -1,12 +1,13 @@
 """One qualification run of a month, end to end.
 
 This is the use case that the CLI (``premium-notify run qualification``) and the worker
-actor (``qualification.run_month``) both call; like them it sits at the top and owns the
-transactions:
+actor (``qualification.run_month``) both call. A run commits several times, so it takes
+a ``SessionScope`` (``app.db.session.session_scope`` in production) and opens its own
+transactions with it:
 
 1. refuse a month that is not closed in the bank's time zone;
 2. record the run (job_runs, committed at once so operators see it Running);
-3. gap repair for the month (balances; its own transactions);
+3. gap repair for the month (``app.balances.gaps``; its own transactions);
 4. re-validate stale phone verdicts, one committed transaction per chunk;
 5. in ONE transaction, under the month's advisory lock: (recompute,) decide + insert,
    count, the audited run summary, the Finished run row, events;
@@ -15,7 +16,6 @@ transactions:
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 import uuid
@@ -25,39 +25,30 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from app.balances import gaps
+from app.balances.gaps import GapRepairReport
 from app.config import get_settings
-from app.db.session import session_scope
+from app.db.session import SessionScope
+from app.models import JobRun
 from app.models.enums import DisqualificationReason, Severity
 from app.months import Month
 from app.observability import metrics
 from app.observability.events import record_event
-from app.qualification import engine, phones, runs
-from app.qualification.months import QualificationError, ensure_closed
+from app.qualification import engine, phones
+from app.qualification.months import ensure_closed
+from app.qualification.repository import phone_verdicts, runs
 
 log = logging.getLogger(__name__)
 
-# repair_gaps(start, end) -> a report with gaps_found, filled, still_missing (issue 3).
-GapRepair = Callable[[date, date], Any]
+# repair(scope, start, end): re-checks the days without a check, in its own transactions.
+GapRepair = Callable[[SessionScope, date, date], GapRepairReport]
 # progress(step, done, total): the CLI draws a bar; workers pass nothing.
 Progress = Callable[[str, int, int | None], None]
 
 
-class GapRepairUnavailable(QualificationError):
-    pass
-
-
-def default_gap_repair(start: date, end: date) -> Any:
-    """``app.balances.gaps.repair_gaps``, imported on first use (it is another module's)."""
-    try:
-        module = importlib.import_module("app.balances.gaps")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("app.balances"):
-            raise GapRepairUnavailable(
-                "gap repair (app.balances.gaps) is not installed; run with "
-                "--skip-gap-repair to qualify with the checks as they are"
-            ) from None
-        raise
-    return module.repair_gaps(start, end)
+def default_gap_repair(scope: SessionScope, start: date, end: date) -> GapRepairReport:
+    """The balances stage's gap repair, asking the default balance source."""
+    return gaps.repair_gaps(scope, start, end)
 
 
 @dataclass
@@ -84,27 +75,26 @@ class RunResult:
         }
 
 
-_DEFAULT: Any = object()
-
-
 def run_month(
-    month: Month | str,
+    scope: SessionScope,
+    month: Month,
     *,
+    gap_repair: GapRepair | None,
     recompute: bool = False,
-    gap_repair: GapRepair | None = _DEFAULT,
     triggered_by: str = "cli",
     user_id: str | None = None,
     now: datetime | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Qualify ``month``; see the module docstring. ``gap_repair=None`` skips that step."""
+    """Qualify ``month`` in transactions of ``scope``; see the module docstring.
+
+    ``gap_repair`` is ``default_gap_repair`` in production; ``None`` skips that step.
+    """
     settings = get_settings()
-    month = Month.parse(month) if isinstance(month, str) else month
     ensure_closed(month, settings.tz, now)
-    repair = default_gap_repair if gap_repair is _DEFAULT else gap_repair
     started = time.monotonic()
 
-    with session_scope() as session:
+    with scope() as session:
         run = runs.start_run(session, month, triggered_by=triggered_by, recompute=recompute)
         record_event(
             session,
@@ -116,11 +106,16 @@ def run_month(
         )
     log.info("qualification %s started (run %s)", month, run.id)
     try:
-        gap_stats = _repair_gaps(month, repair, progress)
+        gap_stats = _repair_gaps(scope, month, gap_repair, progress)
         phone_stats = _revalidate_phones(
-            month, settings.qualification_phone_chunk, settings.default_phone_region, progress
+            scope,
+            month,
+            settings.qualification_phone_chunk,
+            settings.default_phone_region,
+            progress,
         )
         result = _decide(
+            scope,
             month,
             run,
             recompute=recompute,
@@ -132,7 +127,7 @@ def run_month(
             progress=progress,
         )
     except Exception as exc:
-        _record_failure(month, run.id, run.correlation_id, exc)
+        _record_failure(scope, month, run.id, run.correlation_id, exc)
         raise
     _observe(result)
     log.info("qualification %s finished: %s", month, result.totals.as_dict())
@@ -140,33 +135,35 @@ def run_month(
 
 
 def _repair_gaps(
-    month: Month, repair: GapRepair | None, progress: Progress | None
+    scope: SessionScope, month: Month, repair: GapRepair | None, progress: Progress | None
 ) -> dict[str, Any]:
     if repair is None:
         return {"skipped": True}
     if progress:
         progress("gap repair", 0, 1)
-    report = repair(month.first, month.last)
+    report = repair(scope, month.first, month.last)
     if progress:
         progress("gap repair", 1, 1)
     # Counts only: the report's customer ids stay out of the run's stats.
     return {
-        key: int(getattr(report, key, 0) or 0) for key in ("gaps_found", "filled", "still_missing")
+        "gaps_found": report.gaps_found,
+        "filled": report.filled,
+        "still_missing": report.still_missing,
     }
 
 
 def _revalidate_phones(
-    month: Month, chunk: int, region: str, progress: Progress | None
+    scope: SessionScope, month: Month, chunk: int, region: str, progress: Progress | None
 ) -> dict[str, Any]:
-    with session_scope() as session:
-        stale = phones.count_stale(session, month)
+    with scope() as session:
+        stale = phone_verdicts.count_stale(session, month)
     by_status: Counter[str] = Counter()
     done = updated = 0
     after = phones.FIRST_ID
     if progress:
         progress("phone re-validation", 0, stale)
     while stale:
-        with session_scope() as session:
+        with scope() as session:
             part = phones.revalidate_chunk(session, month, after=after, limit=chunk, region=region)
         if part.last_id is None:
             break
@@ -182,8 +179,9 @@ def _revalidate_phones(
 
 
 def _decide(
+    scope: SessionScope,
     month: Month,
-    run: Any,
+    run: JobRun,
     *,
     recompute: bool,
     user_id: str | None,
@@ -195,7 +193,7 @@ def _decide(
 ) -> RunResult:
     if progress:
         progress("qualification", 0, 1)
-    with session_scope() as session:
+    with scope() as session:
         engine.prepare_transaction(
             session, month, run.correlation_id, user_id=user_id, work_mem=work_mem
         )
@@ -257,14 +255,14 @@ def _decide(
 
 
 def _record_failure(
-    month: Month, run_id: uuid.UUID, correlation_id: uuid.UUID, exc: Exception
+    scope: SessionScope, month: Month, run_id: uuid.UUID, correlation_id: uuid.UUID, exc: Exception
 ) -> None:
     # The class and first line only: driver errors can carry row values in later lines.
     first_line = (str(exc).splitlines() or [""])[0][:300]
     error = f"{type(exc).__name__}: {first_line}"
     metrics.JOB_RUNS.labels(job=runs.JOB, outcome="failed").inc()
     try:
-        with session_scope() as session:
+        with scope() as session:
             runs.fail_run(session, run_id, error)
             record_event(
                 session,

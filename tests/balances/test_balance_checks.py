@@ -18,6 +18,7 @@ from app.balances.day import run_day, start_day, today_local
 from app.balances.shards import run_shard
 from app.balances.sources.core_banking import CoreBankingSource
 from app.balances.sources.eod_file import EodFileSource
+from app.db.session import session_scope
 from app.devtools.simulators.core_banking import CoreBankingThread, balance_for
 from tests.balances.helpers import DAY, checks_by_account, make_customers
 from tests.balances.helpers import write_extract as extract_file
@@ -43,7 +44,9 @@ def test_every_active_customer_is_checked_exactly_once(
     active = make_customers(session, 40)
     make_customers(session, 5, is_active=False)
     source = CoreBankingSource(core_banking.base_url, batch_size=7)
-    run_id, totals = run_day(DAY, source, source_spec="http", shard_count=shards, batch_size=6)
+    run_id, totals = run_day(
+        session_scope, DAY, source, source_spec="http", shard_count=shards, batch_size=6
+    )
     checks = checks_by_account(session)
     assert set(checks) == {c.account_number for c in active}
     for c in active:
@@ -74,14 +77,14 @@ def test_rerun_and_redelivered_shards_change_nothing(
 ) -> None:
     make_customers(session, 12)
     source = CoreBankingSource(core_banking.base_url)
-    first_run, _ = run_day(DAY, source, shard_count=3)
+    first_run, _ = run_day(session_scope, DAY, source, shard_count=3)
     before = count(session, "SELECT count(*) FROM audit_log")
     snapshot = checks_by_account(session)
     # A redelivered shard message of a finished run: nothing happens.
-    outcome = run_shard(first_run, 1, source=source)
+    outcome = run_shard(session_scope, first_run, 1, source=source)
     assert outcome.ran is False
     # A whole new run of the same day: every customer is already checked.
-    second_run, totals = run_day(DAY, source, shard_count=2)
+    second_run, totals = run_day(session_scope, DAY, source, shard_count=2)
     assert totals["inserted"] == 0 and totals["checked"] == 12
     assert checks_by_account(session) == snapshot
     assert count(session, "SELECT count(*) FROM audit_log") == before
@@ -91,8 +94,8 @@ def test_rerun_and_redelivered_shards_change_nothing(
 def test_overlapping_writes_fall_back_to_on_conflict(session: Session) -> None:
     """A racing writer already stored some of the rows: the optimistic COPY hits the
     unique key, and the fallback inserts only the others, in the same transaction."""
-    from app.balances.checks import CheckRow, write_checks
-    from app.db.session import session_scope
+    from app.balances.checks import CheckRow
+    from app.balances.repository import write_checks
 
     customers = make_customers(session, 6)
     rows = [
@@ -125,7 +128,9 @@ def test_flags_threshold_edges_and_missing_accounts(session: Session, tmp_path: 
             ("NOBODY", "1.00", DAY),  # not a customer: ignored here, reported by the CLI
         ],
     )
-    run_id, totals = run_day(DAY, EodFileSource(path), source_spec=f"file:{path}", shard_count=2)
+    run_id, totals = run_day(
+        session_scope, DAY, EodFileSource(path), source_spec=f"file:{path}", shard_count=2
+    )
     checks = checks_by_account(session)
     assert set(checks) == {"EDGE", "BELOW", "NEG", "STALE"}
     assert checks["EDGE"]["passes_threshold"] is True
@@ -141,20 +146,20 @@ def test_flags_threshold_edges_and_missing_accounts(session: Session, tmp_path: 
 
 
 def test_future_date_is_refused(session: Session) -> None:
-    with pytest.raises(FutureDateError, match="in the future"):
-        start_day(today_local() + timedelta(days=1))
+    with pytest.raises(FutureDateError, match="in the future"), session_scope() as s:
+        start_day(s, today_local() + timedelta(days=1))
     assert count(session, "SELECT count(*) FROM job_runs") == 0
 
 
 def test_last_shard_closes_the_run_exactly_once(session: Session) -> None:
-    info = start_day(date(2026, 10, 1), shard_count=3)
+    with session_scope() as s:
+        info = start_day(s, date(2026, 10, 1), shard_count=3)
     stats = {"customers": 1, "checked": 1, "missing": 0}
-    from app.db.session import session_scope
 
     closed = []
     for shard in (2, 0, 1, 1):
         with session_scope() as s:
-            runs.begin_shard(s, info.run_id, shard)
+            repository.begin_shard(s, info.run_id, shard)
             closed.append(runs.finish_shard(s, info.run_id, shard, stats))
     assert closed == [False, False, True, False]
     assert count(
@@ -164,15 +169,15 @@ def test_last_shard_closes_the_run_exactly_once(session: Session) -> None:
 
 def test_kick_plan_starts_missing_days_and_resumes_unfinished(session: Session) -> None:
     today = date(2026, 10, 20)
-    done = start_day(today - timedelta(days=1), shard_count=1)
-    from app.db.session import session_scope
-
     with session_scope() as s:
-        runs.begin_shard(s, done.run_id, 0)
+        done = start_day(s, today - timedelta(days=1), shard_count=1)
+    with session_scope() as s:
+        repository.begin_shard(s, done.run_id, 0)
         runs.finish_shard(s, done.run_id, 0, {})
-    stuck = start_day(today - timedelta(days=2), shard_count=4)
     with session_scope() as s:
-        runs.begin_shard(s, stuck.run_id, 1)
+        stuck = start_day(s, today - timedelta(days=2), shard_count=4)
+    with session_scope() as s:
+        repository.begin_shard(s, stuck.run_id, 1)
         runs.finish_shard(s, stuck.run_id, 1, {})
         plan = runs.plan_kick(s, today, 3)
     assert plan.to_start == [today - timedelta(days=3), today]

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.balances.gaps import kick_window, repair_gaps
 from app.balances.sources.core_banking import CoreBankingSource
+from app.db.session import session_scope
 from app.devtools.simulators.core_banking import CoreBankingThread, balance_for
 from tests.balances.helpers import make_customers
 from tests.support.db import count
@@ -30,7 +31,7 @@ def test_gaps_are_rechecked_as_of_their_day(
         create_check(session, customers[1], check_date=START + timedelta(days=day))
     session.commit()
     core_banking.config.missing_accounts = ["GONE"]
-    report = repair_gaps(START, END, source=CoreBankingSource(core_banking.base_url))
+    report = repair_gaps(session_scope, START, END, source=CoreBankingSource(core_banking.base_url))
     assert report.gaps_found == 2 + 2 * 5 + 5
     assert report.filled == 12
     assert report.still_missing == 5
@@ -42,7 +43,7 @@ def test_gaps_are_rechecked_as_of_their_day(
     ).scalar_one()
     assert stored == balance_for(7, customers[1].account_number, START + timedelta(days=1))
     # Nothing left to do: a second repair finds only the unanswerable customer.
-    again = repair_gaps(START, END, source=CoreBankingSource(core_banking.base_url))
+    again = repair_gaps(session_scope, START, END, source=CoreBankingSource(core_banking.base_url))
     assert (again.gaps_found, again.filled, again.still_missing) == (5, 0, 5)
     assert count(session, "SELECT count(*) FROM job_runs WHERE job = 'gap_repair'") == 2
 
@@ -55,6 +56,9 @@ def test_window_and_clamp_to_yesterday(session: Session, core_banking: CoreBanki
 
     today = today_local()
     report = repair_gaps(
-        today - timedelta(days=1), today, source=CoreBankingSource(core_banking.base_url)
+        session_scope,
+        today - timedelta(days=1),
+        today,
+        source=CoreBankingSource(core_banking.base_url),
     )
     assert report.filled == 1  # yesterday only: today's balance is not final yet

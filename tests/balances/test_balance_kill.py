@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.balances.day import start_day
 from app.balances.shards import run_shard
 from app.balances.sources.core_banking import CoreBankingSource
+from app.db.session import session_scope
 from app.devtools.simulators.core_banking import CoreBankingThread
 from tests.balances.helpers import DAY, checks_by_account, make_customers
 from tests.support.db import count
@@ -22,7 +23,10 @@ CHILD = """
 import sys, uuid
 from app.balances.shards import run_shard
 from app.balances.sources.core_banking import CoreBankingSource
-run_shard(uuid.UUID(sys.argv[1]), 0, source=CoreBankingSource(sys.argv[2]), batch_size=5)
+from app.db.session import session_scope
+run_shard(
+    session_scope, uuid.UUID(sys.argv[1]), 0, source=CoreBankingSource(sys.argv[2]), batch_size=5
+)
 """
 
 
@@ -30,7 +34,8 @@ def test_killed_shard_resumes_without_loss_or_duplicates(
     session: Session, core_banking: CoreBankingThread
 ) -> None:
     customers = make_customers(session, 40)
-    info = start_day(DAY, shard_count=1)
+    with session_scope() as s:
+        info = start_day(s, DAY, shard_count=1)
     core_banking.config.latency = 0.25  # 8 batches: about 2 s for the whole shard
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(info.run_id), core_banking.base_url],
@@ -52,7 +57,9 @@ def test_killed_shard_resumes_without_loss_or_duplicates(
     assert count(session, "SELECT count(*) FROM job_runs WHERE finished_at IS NULL") == 1
     # The message comes back (Dramatiq redelivers after the heartbeat timeout).
     core_banking.config.latency = 0.0
-    outcome = run_shard(info.run_id, 0, source=CoreBankingSource(core_banking.base_url))
+    outcome = run_shard(
+        session_scope, info.run_id, 0, source=CoreBankingSource(core_banking.base_url)
+    )
     assert outcome.finished_run is True
     assert outcome.stats["inserted"] == 40 - written
     assert outcome.stats["checked"] == 40 and outcome.stats["missing"] == 0

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from app.cli.common import UserError
 from app.cli.main import cli
 from app.customers.importer import import_customers
+from app.db.session import session_scope
 from tests.support.db import count
 
 HEADER = "account_number,first_name,last_name,email,phone_number,account_type,is_active"
@@ -36,7 +37,7 @@ ROWS = [
 
 
 def test_import_validates_normalises_and_reports(session: Session, tmp_path: Path) -> None:
-    report = import_customers(write(tmp_path / "c.csv", ROWS))
+    report = import_customers(session_scope, write(tmp_path / "c.csv", ROWS))
     assert (report.rows, report.inserted, report.updated, report.unchanged) == (9, 3, 0, 0)
     reasons = {r.line: r.reason for r in report.rejected}
     assert sorted(reasons) == [4, 5, 7, 8, 9, 10]
@@ -64,14 +65,14 @@ def test_import_validates_normalises_and_reports(session: Session, tmp_path: Pat
 
 def test_reimport_is_idempotent_and_changes_update(session: Session, tmp_path: Path) -> None:
     path = write(tmp_path / "c.csv", ROWS[:2])
-    import_customers(path)
+    import_customers(session_scope, path)
     stamp = session.execute(
         text("SELECT updated_at FROM customers WHERE account_number = '1002'")
     ).scalar_one()
-    again = import_customers(path)
+    again = import_customers(session_scope, path)
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
     changed = write(tmp_path / "c2.csv", [ROWS[0], "1002,Avi,Cohen,,054-7654321,PREMIUM,1"])
-    third = import_customers(changed)
+    third = import_customers(session_scope, changed)
     assert (third.inserted, third.updated, third.unchanged) == (0, 1, 1)
     session.expire_all()
     row = session.execute(
@@ -85,13 +86,13 @@ def test_reimport_is_idempotent_and_changes_update(session: Session, tmp_path: P
 
 def test_erased_customers_are_not_refilled(session: Session, tmp_path: Path) -> None:
     path = write(tmp_path / "c.csv", ROWS[:1])
-    import_customers(path)
+    import_customers(session_scope, path)
     session.execute(
         text("UPDATE customers SET first_name = 'ERASED', email = NULL, phone_number = NULL, "
              "anonymised_at = LOCALTIMESTAMP")
     )  # fmt: skip
     session.commit()
-    report = import_customers(path)
+    report = import_customers(session_scope, path)
     assert report.erased_skipped == 1 and report.updated == 0
     assert session.execute(text("SELECT first_name FROM customers")).scalar_one() == "ERASED"
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
 from app.customers.importer import import_customers
+from app.db.session import session_scope
 from tests.conftest import truncate_all
 
 FUZZ = settings(
@@ -100,7 +101,7 @@ def test_customer_import_keeps_good_rows_and_reports_the_rest(
         put(row)
     path.write_bytes(b"".join(chunks))
 
-    report = import_customers(path)
+    report = import_customers(session_scope, path)
 
     assert report.rows == data_lines
     assert len(report.rejected) == bad_lines, report.rejected

@@ -66,7 +66,7 @@ def test_archives_in_fk_order_exports_and_is_idempotent(session: Session, tmp_pa
     hot_audit = _count(session, "audit_log")
 
     result = retention.run(
-        policy=_policy(tmp_path), triggered_by="test", today_local=TODAY, now_utc=NOW
+        session_scope, policy=_policy(tmp_path), triggered_by="test", today_local=TODAY, now_utc=NOW
     )
 
     assert result.moved == {
@@ -110,7 +110,7 @@ def test_archives_in_fk_order_exports_and_is_idempotent(session: Session, tmp_pa
 
     # Idempotent: the second run moves and exports nothing.
     again = retention.run(
-        policy=_policy(tmp_path), triggered_by="test", today_local=TODAY, now_utc=NOW
+        session_scope, policy=_policy(tmp_path), triggered_by="test", today_local=TODAY, now_utc=NOW
     )
     assert sum(again.moved.values()) == 0 and again.exported_files == []
     assert again.export_folder is None
@@ -118,7 +118,7 @@ def test_archives_in_fk_order_exports_and_is_idempotent(session: Session, tmp_pa
 
 def test_a_corrupted_file_fails_verification(session: Session, tmp_path: Path) -> None:
     _seed(session)
-    result = retention.run(policy=_policy(tmp_path), today_local=TODAY, now_utc=NOW)
+    result = retention.run(session_scope, policy=_policy(tmp_path), today_local=TODAY, now_utc=NOW)
     folder = Path(result.export_folder or "")
     target = folder / "daily_balance_checks_archive.csv.gz"
     target.write_bytes(target.read_bytes()[:-3] + b"xyz")
@@ -148,8 +148,8 @@ def test_resumes_after_a_crash_and_exports_what_the_dead_run_archived(
     # notifications batch) dies before its commit.
     with pytest.raises(RuntimeError, match="worker killed"):
         retention.run(
+            _failing_after(5),
             policy=_policy(tmp_path),
-            transaction=_failing_after(5),
             today_local=TODAY,
             now_utc=NOW,
         )
@@ -158,7 +158,7 @@ def test_resumes_after_a_crash_and_exports_what_the_dead_run_archived(
     status = session.scalar(text("SELECT status FROM job_runs WHERE job = 'retention'"))
     assert status == "Failed"
 
-    result = retention.run(policy=_policy(tmp_path), today_local=TODAY, now_utc=NOW)
+    result = retention.run(session_scope, policy=_policy(tmp_path), today_local=TODAY, now_utc=NOW)
 
     assert result.moved["delivery_status"] == 0 and result.moved["notifications"] == 2
     exported = {f["table"]: f["rows"] for f in result.exported_files}
@@ -169,7 +169,9 @@ def test_resumes_after_a_crash_and_exports_what_the_dead_run_archived(
 def test_concurrent_run_is_skipped(db: Engine, tmp_path: Path) -> None:
     with db.connect() as holder:
         holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": retention.LOCK_KEY})
-        result = retention.run(policy=_policy(tmp_path), today_local=TODAY, now_utc=NOW)
+        result = retention.run(
+            session_scope, policy=_policy(tmp_path), today_local=TODAY, now_utc=NOW
+        )
         holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": retention.LOCK_KEY})
     assert result.skipped and result.run_id is None
 

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from app.db.audit_ddl import APPEND_ONLY_FUNCTION
 from app.maintenance import roles
 
 NAMES = roles.RoleNames.for_prefix(f"pn_t{os.getpid()}")
@@ -19,6 +18,10 @@ NAMES = roles.RoleNames.for_prefix(f"pn_t{os.getpid()}")
 @pytest.fixture
 def applied(db: Engine) -> Iterator[Engine]:
     with db.begin() as conn:
+        # roles.apply replaces audit_log_append_only(); keep the migrated one to restore.
+        migrated = conn.scalar(
+            text("SELECT pg_get_functiondef('audit_log_append_only()'::regprocedure)")
+        )
         conn.execute(
             text(
                 "INSERT INTO audit_log (entity_type, operation) VALUES ('Test', 'PROCESS');"
@@ -33,7 +36,7 @@ def applied(db: Engine) -> Iterator[Engine]:
     yield db
     with Session(db) as s, s.begin():
         roles.drop(s, NAMES)
-        s.execute(text(APPEND_ONLY_FUNCTION))  # leave the database as migrated
+        s.execute(text(migrated))  # leave the database as migrated
 
 
 def _as(conn: Connection, role: str, sql: str, maintenance: bool = False) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from app.maintenance import status as ops_status
+from app.maintenance.dlq import BrokerView
 from app.models import JobRun
 from tests.support.factories import (
     create_customer,
@@ -19,6 +20,7 @@ from tests.support.factories import (
     create_qualification,
     utcnow,
 )
+from worker.resources import Queue
 
 
 def _arrange(session: Session) -> None:
@@ -67,7 +69,8 @@ def test_collect(session: Session, redis_client: Any) -> None:
     redis_client.hset("dramatiq:sms.msgs", "m1", json.dumps({"message_timestamp": 0}))
     redis_client.zadd("dramatiq:delivery.XQ", {"d1": 1})
 
-    st = ops_status.collect(session, redis_client, per_job=1)
+    view = BrokerView(redis_client, tuple(q.value for q in Queue))
+    st = ops_status.collect(session, view, per_job=1)
 
     assert [(r["job"], r["run_key"], r["status"]) for r in st.runs] == [
         ("balance_checks", "2026-11-02", "Finished"),
@@ -91,7 +94,7 @@ def test_broker_down_is_reported_not_fatal(session: Session) -> None:
     dead = redis.Redis(
         host="127.0.0.1", port=9, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
     )
-    st = ops_status.collect(session, dead)
+    st = ops_status.collect(session, BrokerView(dead, ("sms",)))
     assert st.broker_error and "ConnectionError" in st.broker_error
     assert st.queues == []
 

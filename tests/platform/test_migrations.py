@@ -1,9 +1,12 @@
-"""Migrations: single head, no drift from the models, and a full down/up cycle."""
+"""Migrations: single head, no drift from the models, a full down/up cycle, and each
+migration self-contained (it imports nothing from the live code it might outlive)."""
 
 from __future__ import annotations
 
+import ast
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -14,6 +17,10 @@ from app.cli.db import alembic_config
 from tests.conftest import drop_database, recreate_database
 
 SCRATCH = f"pn_test_{os.getpid()}_migrations"
+VERSIONS = Path(__file__).resolve().parents[2] / "alembic" / "versions"
+# A released migration must run the DDL it ran when it was released: importing live code
+# would let an edit there silently change it.
+LIVE_PACKAGES = ("app", "worker")
 
 
 @pytest.fixture
@@ -65,3 +72,50 @@ def test_upgrade_downgrade_upgrade(scratch_url: str) -> None:
     assert "daily_balance_checks_audit_insert" in triggers
     assert "audit_log_no_update_delete" in triggers
     engine.dispose()
+
+
+def _imported_names(node: ast.AST) -> list[str]:
+    """Modules one node imports: import statements and import_module("...") calls."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom):
+        return [node.module] if node.level == 0 and node.module else []
+    if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if name in ("import_module", "__import__") and isinstance(node.args[0].value, str):
+            return [node.args[0].value]
+    return []
+
+
+def _live_imports(path: Path) -> list[str]:
+    """``file:line: statement`` for every import of a live package in one migration."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        for name in _imported_names(node):
+            if name.split(".")[0] in LIVE_PACKAGES:
+                found.append((node.lineno, f"{path.name}:{node.lineno}: {ast.unparse(node)}"))
+    return [line for _, line in sorted(found)]
+
+
+def test_migrations_import_no_live_code() -> None:
+    files = sorted(VERSIONS.glob("*.py"))
+    assert files, f"no migrations found in {VERSIONS}"
+    offenders = [line for path in files for line in _live_imports(path)]
+    assert not offenders, "migrations import live code:\n" + "\n".join(offenders)
+
+
+def test_guard_names_file_and_line(tmp_path: Path) -> None:
+    migration = tmp_path / "0099_bad.py"
+    migration.write_text(
+        "import sqlalchemy as sa\n"
+        "from alembic import op\n"
+        "from app.db import x\n"
+        "import worker.tasks\n"
+        "m = importlib.import_module('app.balances')\n"
+    )
+    assert _live_imports(migration) == [
+        "0099_bad.py:3: from app.db import x",
+        "0099_bad.py:4: import worker.tasks",
+        "0099_bad.py:5: importlib.import_module('app.balances')",
+    ]

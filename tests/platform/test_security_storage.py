@@ -44,7 +44,7 @@ def test_hostile_and_international_names_are_stored_and_texted_verbatim(
                       "account_type", "is_active"])  # fmt: skip
         for i, (first, last) in enumerate(HOSTILE):
             out.writerow([f"H{i}", first, last, "", f"+97252{i + 1:07d}", "'; --", "true"])
-    report = import_customers(path)
+    report = import_customers(session_scope, path)
     assert report.inserted == len(HOSTILE) and not report.rejected
     stored = {c.account_number: c for c in session.scalars(select(Customer))}
     assert [(stored[f"H{i}"].first_name, stored[f"H{i}"].last_name)

@@ -6,12 +6,15 @@ import uuid
 from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from app.db.session import session_scope
 from app.models import Customer, DailyBalanceCheck
 from app.months import Month
+from app.qualification.service import RunResult, run_month
 from tests.support.factories import utcnow
 
 
@@ -52,3 +55,8 @@ def fill_month(
 
 def day(month: str, n: int) -> date:
     return Month.parse(month).first + timedelta(days=n - 1)
+
+
+def qualify(month: str, **options: Any) -> RunResult:
+    """``run_month`` as the CLI calls it: production's session scope, the month parsed."""
+    return run_month(session_scope, Month.parse(month), **options)

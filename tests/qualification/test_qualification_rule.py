@@ -13,10 +13,9 @@ from sqlalchemy.orm import Session
 
 from app.models import Customer, DailyBalanceCheck, MonthlyQualification
 from app.months import Month, is_closed
-from app.qualification import engine
 from app.qualification.months import MonthNotClosed, ensure_closed
-from app.qualification.service import run_month
-from tests.qualification.helpers import day, fill_month
+from app.qualification.repository import decisions
+from tests.qualification.helpers import day, fill_month, qualify
 from tests.support.factories import create_customer, utcnow
 
 OCT = "2026-10"
@@ -33,7 +32,7 @@ def _row(session: Session, customer: Customer, month: str = OCT) -> MonthlyQuali
 
 
 def _qualify(month: str = OCT) -> Any:
-    return run_month(month, gap_repair=None, triggered_by="test")
+    return qualify(month, gap_repair=None, triggered_by="test")
 
 
 def test_exactly_the_threshold_every_day_qualifies(session: Session) -> None:
@@ -242,7 +241,7 @@ def test_month_closes_at_local_midnight_across_dst(
 
 def test_open_month_is_refused_before_anything_is_written(session: Session) -> None:
     with pytest.raises(MonthNotClosed, match="2099-05"):
-        run_month("2099-05", gap_repair=None)
+        qualify("2099-05", gap_repair=None)
     assert session.execute(text("SELECT count(*) FROM job_runs")).scalar_one() == 0
 
 
@@ -250,7 +249,7 @@ def test_deciding_query_reads_the_checks_once(session: Session) -> None:
     c = create_customer(session)
     fill_month(session, c, OCT)
     session.commit()
-    plan = engine.explain_decide(session, Month.parse(OCT))
+    plan = decisions.explain_decide(session, Month.parse(OCT))
 
     def relations(node: dict[str, Any]) -> list[str]:
         found = [node["Relation Name"]] if "Relation Name" in node else []

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from app.db.session import SessionScope
 from app.models import AuditLog, DailyBalanceCheck, JobRun, MonthlyQualification, SystemEvent
 from app.observability import metrics
-from app.qualification.service import run_month
-from tests.qualification.helpers import day, fill_month
+from tests.qualification.helpers import day, fill_month, qualify
 from tests.support.factories import create_customer, create_notification, utcnow
 
 OCT = "2026-10"
@@ -41,9 +41,9 @@ def _three_customers(session: Session) -> list[Any]:
 
 def test_rerun_never_duplicates_or_changes_rows(session: Session) -> None:
     _three_customers(session)
-    first = run_month(OCT, gap_repair=None)
+    first = qualify(OCT, gap_repair=None)
     before = [(r.id, r.qualified, r.calculated_at, r.correlation_id) for r in _rows(session)]
-    second = run_month(OCT, gap_repair=None)
+    second = qualify(OCT, gap_repair=None)
     after = [(r.id, r.qualified, r.calculated_at, r.correlation_id) for r in _rows(session)]
     assert (first.written.rows, second.written.rows) == (3, 0)
     assert before == after and len(after) == 3
@@ -52,11 +52,11 @@ def test_rerun_never_duplicates_or_changes_rows(session: Session) -> None:
 
 def test_a_late_customer_is_added_by_a_rerun_without_touching_others(session: Session) -> None:
     _three_customers(session)
-    run_month(OCT, gap_repair=None)
+    qualify(OCT, gap_repair=None)
     late = create_customer(session)
     fill_month(session, late, OCT)
     session.commit()
-    again = run_month(OCT, gap_repair=None)
+    again = qualify(OCT, gap_repair=None)
     assert (again.written.rows, again.written.qualified, again.totals.rows) == (1, 1, 4)
 
 
@@ -72,7 +72,7 @@ def test_concurrent_runs_write_one_set_of_rows(session: Session) -> None:
     def go() -> None:
         try:
             barrier.wait()
-            results.append(run_month(OCT, gap_repair=None, triggered_by="thread"))
+            results.append(qualify(OCT, gap_repair=None, triggered_by="thread"))
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -94,7 +94,7 @@ def test_concurrent_runs_write_one_set_of_rows(session: Session) -> None:
 
 def test_audit_one_row_per_qualification_plus_the_run_summary(session: Session) -> None:
     customers = _three_customers(session)
-    result = run_month(OCT, gap_repair=None, user_id="cli:ops")
+    result = qualify(OCT, gap_repair=None, user_id="cli:ops")
     audit = list(
         session.scalars(select(AuditLog).where(AuditLog.correlation_id == result.correlation_id))
     )
@@ -125,7 +125,7 @@ def test_recompute_changes_only_rows_without_a_notification_and_is_audited(
     fixed = create_customer(session)
     fill_month(session, fixed, OCT, skip=[20])
     session.commit()
-    first = run_month(OCT, gap_repair=None)
+    first = qualify(OCT, gap_repair=None)
     notified_row = session.scalars(
         select(MonthlyQualification).where(MonthlyQualification.customer_id == notified.id)
     ).one()
@@ -141,10 +141,10 @@ def test_recompute_changes_only_rows_without_a_notification_and_is_audited(
     )
     session.commit()
 
-    plain = run_month(OCT, gap_repair=None)
+    plain = qualify(OCT, gap_repair=None)
     assert plain.written.rows == 0 and plain.totals.qualified == 1  # immutable without flag
 
-    again = run_month(OCT, recompute=True, gap_repair=None, user_id="cli:ops")
+    again = qualify(OCT, recompute=True, gap_repair=None, user_id="cli:ops")
     assert again.recomputed is not None and again.recomputed.rows == 1
     rows = {r.customer_id: r for r in _rows(session)}
     assert rows[fixed.id].qualified is True and rows[fixed.id].disqualification_reason is None
@@ -179,7 +179,7 @@ def test_gap_repair_runs_first_and_unfilled_gaps_are_reported(session: Session) 
     session.commit()
     calls: list[tuple[date, date]] = []
 
-    def repair(start: date, end: date) -> Report:
+    def repair(scope: SessionScope, start: date, end: date) -> Report:
         # A real repair over the test data: the source has a balance for one of the gaps.
         calls.append((start, end))
         with Session(session.get_bind()) as s:
@@ -197,7 +197,7 @@ def test_gap_repair_runs_first_and_unfilled_gaps_are_reported(session: Session) 
         return Report(2, 1, 1, [hopeless.id])
 
     before = metrics.MISSING_DATA_CUSTOMERS._value.get()  # noqa: SLF001
-    result = run_month(OCT, gap_repair=repair)
+    result = qualify(OCT, gap_repair=repair)
     assert calls == [(date(2026, 10, 1), date(2026, 10, 31))]
     assert result.gap_repair == {"gaps_found": 2, "filled": 1, "still_missing": 1}
     assert (result.totals.qualified, result.totals.reasons["MISSING_DATA"]) == (1, 1)
@@ -215,11 +215,11 @@ def test_gap_repair_runs_first_and_unfilled_gaps_are_reported(session: Session) 
 def test_a_failing_step_marks_the_run_failed_and_writes_nothing(session: Session) -> None:
     _three_customers(session)
 
-    def broken(start: date, end: date) -> Report:
+    def broken(scope: SessionScope, start: date, end: date) -> Report:
         raise ConnectionError("core banking unreachable")
 
     with pytest.raises(ConnectionError):
-        run_month(OCT, gap_repair=broken)
+        qualify(OCT, gap_repair=broken)
     assert _rows(session) == []
     run = session.scalars(select(JobRun)).one()
     assert run.status == "Failed" and run.error == "ConnectionError: core banking unreachable"
@@ -233,7 +233,7 @@ def test_phone_change_after_verification_is_revalidated(session: Session) -> Non
     c = create_customer(session)
     fill_month(session, c, OCT)
     session.commit()
-    run_month("2026-09", gap_repair=None)  # a month without checks: nothing to verify
+    qualify("2026-09", gap_repair=None)  # a month without checks: nothing to verify
     session.execute(
         text(
             "UPDATE customers SET last_verified = LOCALTIMESTAMP - interval '1 day', "
@@ -242,11 +242,11 @@ def test_phone_change_after_verification_is_revalidated(session: Session) -> Non
         {"i": c.id},
     )
     session.commit()
-    result = run_month(OCT, gap_repair=None)
+    result = qualify(OCT, gap_repair=None)
     assert result.phones == {"revalidated": 1, "by_status": {"NOT_MOBILE": 1}}
     assert _rows(session)[0].disqualification_reason == "INVALID_PHONE"
     # Verified now: the next run needs no Python per customer.
-    assert run_month(OCT, gap_repair=None).phones["revalidated"] == 0
+    assert qualify(OCT, gap_repair=None).phones["revalidated"] == 0
 
 
 def test_month_boundaries_exclude_neighbouring_days(session: Session) -> None:
@@ -255,7 +255,7 @@ def test_month_boundaries_exclude_neighbouring_days(session: Session) -> None:
     fill_month(session, c, "2026-09", balance="1.00")
     fill_month(session, c, "2026-11", balance="1.00", skip=range(2, 31))
     session.commit()
-    result = run_month(OCT, gap_repair=None)
+    result = qualify(OCT, gap_repair=None)
     assert result.totals.qualified == 1
     assert _rows(session)[0].qualifying_days == 31
     assert day(OCT, 31) + timedelta(days=1) == date(2026, 11, 1)

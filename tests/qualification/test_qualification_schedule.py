@@ -13,19 +13,21 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.balances.gaps import GapRepairReport
+from app.db.session import SessionScope
 from app.models import JobRun, MonthlyQualification
 from app.months import Month, closed_months
-from app.qualification import runs, schedule, service
-from app.qualification.service import run_month
-from tests.qualification.helpers import fill_month
+from app.qualification import schedule, service
+from app.qualification.repository import runs
+from tests.qualification.helpers import fill_month, qualify
 from tests.support.factories import create_customer
 
 TZ = ZoneInfo("Asia/Jerusalem")
 
 
-def no_gaps(start: date, end: date) -> Any:
+def no_gaps(scope: SessionScope, start: date, end: date) -> GapRepairReport:
     """A real no-op gap repair: the test data has nothing the source could fill."""
-    return None
+    return GapRepairReport()
 
 
 def test_closed_months_window_is_in_local_time() -> None:
@@ -38,8 +40,8 @@ def test_plan_catches_up_unfinished_months_and_unstarted_notifications(
     session: Session,
 ) -> None:
     now = datetime(2026, 12, 1, 6, 30, tzinfo=TZ)
-    run_month("2026-09", gap_repair=None)  # finished, notifications never started
-    run_month("2026-10", gap_repair=None)
+    qualify("2026-09", gap_repair=None)  # finished, notifications never started
+    qualify("2026-10", gap_repair=None)
     with Session(session.get_bind()) as s:
         runs.mark_notifications_started(s, Month.parse("2026-10"))
         s.add(JobRun(job=runs.OUTBOX_JOB, run_key="2026-10", triggered_by="t"))  # prepared
@@ -89,7 +91,7 @@ def test_a_lost_prepare_message_is_handed_over_again(session: Session) -> None:
     """Found by the chaos run: the mark says 'enqueued', but a Redis FLUSHALL before a
     worker took the message leaves no outbox; the next kick must start the stage again."""
     now = datetime(2026, 11, 2, 6, 30, tzinfo=TZ)
-    run_month("2026-10", gap_repair=None)
+    qualify("2026-10", gap_repair=None)
     with Session(session.get_bind()) as s:
         runs.mark_notifications_started(s, Month.parse("2026-10"))
         s.commit()

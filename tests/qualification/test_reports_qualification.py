@@ -13,8 +13,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from app.cli.main import cli
-from app.qualification.service import run_month
-from tests.qualification.helpers import fill_month
+from tests.qualification.helpers import fill_month, qualify
 from tests.support.factories import create_customer, create_delivery_status, create_notification
 
 OCT = "2026-10"
@@ -31,7 +30,7 @@ def _month_with_results(session: Session) -> dict[str, object]:
     good2 = create_customer(session, account_number="A-4")
     fill_month(session, good2, OCT)
     session.commit()
-    run_month(OCT, gap_repair=None)
+    qualify(OCT, gap_repair=None)
     from app.models import MonthlyQualification
 
     rows = {

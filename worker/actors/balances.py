@@ -64,9 +64,14 @@ def send_shards(run_id: uuid.UUID | str, shard_numbers: list[int]) -> None:
     throws=(FutureDateError,),
 )
 def start_day(day: str, shard_count: int | None = None, source: str | None = None) -> None:
-    info = day_service.start_day(
-        date.fromisoformat(day), shard_count=shard_count, source_spec=source, triggered_by="worker"
-    )
+    with session_scope() as session:
+        info = day_service.start_day(
+            session,
+            date.fromisoformat(day),
+            shard_count=shard_count,
+            source_spec=source,
+            triggered_by="worker",
+        )
     send_shards(info.run_id, list(range(info.shard_count)))
 
 
@@ -78,7 +83,7 @@ def start_day(day: str, shard_count: int | None = None, source: str | None = Non
 )
 def check_shard(run_id: str, shard: int) -> None:
     try:
-        shards.run_shard(uuid.UUID(run_id), shard, source_factory=worker_source)
+        shards.run_shard(session_scope, uuid.UUID(run_id), shard, source_factory=worker_source)
     except RateLimited as exc:
         raise dramatiq.Retry(delay=int(exc.delay * 1000)) from None
 
@@ -86,6 +91,7 @@ def check_shard(run_id: str, shard: int) -> None:
 @actor("balances.repair_gaps", Queue.BALANCES, retry_when=_retry_when)
 def repair_gaps(start: str, end: str) -> None:
     report = gaps.repair_gaps(
+        session_scope,
         date.fromisoformat(start),
         date.fromisoformat(end),
         source=None,

@@ -19,6 +19,7 @@ import logging
 from periodiq import cron
 
 from app.config import get_settings
+from app.db.session import session_scope
 from app.maintenance import retention
 from worker.broker import actor
 from worker.enqueue import enqueue
@@ -39,7 +40,7 @@ def _kick_cron() -> str:
     time_limit=6 * 60 * 60 * 1000,
 )
 def retention_run(triggered_by: str = "worker") -> None:
-    result = retention.run(triggered_by=triggered_by)
+    result = retention.run(session_scope, triggered_by=triggered_by)
     if result.skipped:
         log.info("retention: %s", result.skipped)
         return

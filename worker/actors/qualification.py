@@ -15,8 +15,9 @@ from periodiq import cron
 from app.config import get_settings
 from app.db.session import session_scope
 from app.months import Month
-from app.qualification import runs, schedule, service
+from app.qualification import schedule, service
 from app.qualification.months import MonthNotClosed, QualificationError
+from app.qualification.repository import runs
 from worker.actors.notifications import prepare_month
 from worker.broker import actor
 from worker.enqueue import enqueue
@@ -41,7 +42,13 @@ def _kick_cron() -> str:
 )
 def run_month(month: str, recompute: bool = False, start_notifications: bool = True) -> None:
     try:
-        service.run_month(month, recompute=recompute, triggered_by="worker")
+        service.run_month(
+            session_scope,
+            Month.parse(month),
+            gap_repair=service.default_gap_repair,
+            recompute=recompute,
+            triggered_by="worker",
+        )
     except MonthNotClosed as exc:
         log.warning("qualification.run_month: %s", exc)
         return

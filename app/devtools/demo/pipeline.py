@@ -131,7 +131,7 @@ def import_stage(opts: DemoOptions, progress: ProgressFactory, result: DemoResul
     path = write_csv(customers, opts.workdir / "customers.csv")
     with progress("import customers", len(customers)) as advance:
         report = import_customers(
-            path, region=get_settings().default_phone_region, progress=advance
+            session_scope, path, region=get_settings().default_phone_region, progress=advance
         )
     write_rejects(opts.workdir / "customers.rejects.csv", report.rejected)
     result.imported = report.as_dict()

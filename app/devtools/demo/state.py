@@ -1,127 +1,70 @@
 """Read-only questions the demo asks the database while it waits for the workers.
 
-The workers fan in through PostgreSQL (DESIGN.md decision 1), so the demo watches the
-same tables an operator would: ``job_runs`` for the stages, the business tables for the
-progress bars. Counts only: nothing here reads a name, a number or a balance.
+The workers fan in through PostgreSQL (docs/decisions.md 1: the database is the source
+of truth), so the demo watches the same tables an operator would: ``job_runs`` for the
+stages, the business tables for the progress bars. Counts only: nothing here reads a
+name, a number or a balance. The SQL is in ``repository``; this module asks in the
+demo's terms (a ``Month``, the submitted status).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.devtools.demo import repository
 from app.models.enums import SubmissionStatus
 from app.months import Month
+
+SUBMITTED = str(SubmissionStatus.SUBMITTED)
 
 
 def db_now(session: Session) -> datetime:
     """The database's clock (UTC, like every timestamp column): runs are compared to it."""
-    return session.execute(text("SELECT LOCALTIMESTAMP")).scalar_one()  # type: ignore[no-any-return]
-
-
-def count(session: Session, sql: str, **params: Any) -> int:
-    return int(session.execute(text(sql), params).scalar_one() or 0)
+    return repository.db_now(session)
 
 
 def active_customers(session: Session) -> int:
-    return count(session, "SELECT count(*) FROM customers WHERE is_active")
+    """Active customers."""
+    return repository.count_active_customers(session)
 
 
 def month_checks(session: Session, month: Month) -> int:
-    return count(
-        session,
-        "SELECT count(*) FROM daily_balance_checks WHERE check_date BETWEEN :a AND :b",
-        a=month.first,
-        b=month.last,
-    )
+    """Balance checks dated in ``month``."""
+    return repository.count_checks_between(session, month.first, month.last)
 
 
 def runs_by_status(session: Session, job: str, keys: list[str], since: datetime) -> dict[str, int]:
     """Distinct run keys of ``job`` started since ``since``, by their latest status."""
-    rows = session.execute(
-        text(
-            "SELECT status, count(*) FROM (SELECT DISTINCT ON (run_key) run_key, status "
-            "FROM job_runs WHERE job = :job AND run_key = ANY(:keys) AND started_at >= :since "
-            "ORDER BY run_key, started_at DESC) latest GROUP BY status"
-        ),
-        {"job": job, "keys": keys, "since": since},
-    )
-    return {str(status): int(n) for status, n in rows}
+    return repository.latest_status_counts(session, job, keys, since)
 
 
 def latest_run(session: Session, job: str, key: str, since: datetime) -> tuple[str, str | None]:
     """(status, error) of the newest run of ``job``/``key`` since ``since``; ('', None)."""
-    row = session.execute(
-        text(
-            "SELECT status, error FROM job_runs WHERE job = :job AND run_key = :key "
-            "AND started_at >= :since ORDER BY started_at DESC LIMIT 1"
-        ),
-        {"job": job, "key": key, "since": since},
-    ).first()
-    return (str(row.status), row.error) if row else ("", None)
+    return repository.latest_run(session, job, key, since)
 
 
 def event_since(session: Session, event_type: str, since: datetime) -> str | None:
     """The description of the newest ``event_type`` system event since ``since``."""
-    row = session.execute(
-        text(
-            "SELECT description FROM system_events WHERE event_type = :t AND created_at >= :s "
-            "ORDER BY created_at DESC LIMIT 1"
-        ),
-        {"t": event_type, "s": since},
-    ).first()
-    return None if row is None else str(row.description)
+    return repository.latest_event_description(session, event_type, since)
 
 
 def qualified(session: Session, month: Month) -> int:
-    return count(
-        session,
-        "SELECT count(*) FROM monthly_qualifications WHERE qualification_month = :m AND qualified",
-        m=month.first,
-    )
+    """Customers qualified for ``month``."""
+    return repository.count_qualified(session, month.first)
 
 
 def notifications_by_status(session: Session, month: Month) -> dict[str, int]:
-    rows = session.execute(
-        text(
-            "SELECT n.submission_status, count(*) FROM notifications n "
-            "JOIN monthly_qualifications mq ON mq.id = n.qualification_id "
-            "WHERE mq.qualification_month = :m GROUP BY 1"
-        ),
-        {"m": month.first},
-    )
-    return {str(status): int(n) for status, n in rows}
+    """The month's notifications by submission status."""
+    return repository.notification_status_counts(session, month.first)
 
 
 def delivery_progress(session: Session, month: Month) -> tuple[int, int]:
     """(submitted messages of the month, those with a final delivery status)."""
-    row = session.execute(
-        text(
-            "SELECT count(*) AS submitted, count(*) FILTER (WHERE EXISTS ("
-            "  SELECT 1 FROM delivery_status ds WHERE ds.notification_id = n.id "
-            "  AND ds.final_status)) AS final "
-            "FROM notifications n JOIN monthly_qualifications mq ON mq.id = n.qualification_id "
-            "WHERE mq.qualification_month = :m AND n.submission_status = :submitted"
-        ),
-        {"m": month.first, "submitted": str(SubmissionStatus.SUBMITTED)},
-    ).one()
-    return int(row.submitted), int(row.final)
+    return repository.delivery_counts(session, month.first, SUBMITTED)
 
 
 def delivery_by_status(session: Session, month: Month) -> dict[str, int]:
     """Latest delivery status of each submitted message of the month."""
-    rows = session.execute(
-        text(
-            "SELECT COALESCE(ds.status, 'not polled'), count(*) FROM notifications n "
-            "JOIN monthly_qualifications mq ON mq.id = n.qualification_id "
-            "LEFT JOIN LATERAL (SELECT status FROM delivery_status d "
-            "  WHERE d.notification_id = n.id ORDER BY d.created_at DESC, d.id DESC LIMIT 1"
-            ") ds ON true "
-            "WHERE mq.qualification_month = :m AND n.submission_status = :submitted GROUP BY 1"
-        ),
-        {"m": month.first, "submitted": str(SubmissionStatus.SUBMITTED)},
-    )
-    return {str(status): int(n) for status, n in rows}
+    return repository.latest_delivery_status_counts(session, month.first, SUBMITTED)

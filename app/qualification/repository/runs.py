@@ -3,7 +3,8 @@
 A run is one job_runs row (job 'qualification', run_key 'YYYY-MM'): Running while it
 works, then Finished with its counts in ``stats`` or Failed with the error. Its
 correlation id tags every qualification row it writes, their audit rows, and the run
-summary row in audit_log (entity_type 'QualificationRun', operation 'PROCESS').
+summary row in audit_log (entity_type 'QualificationRun', operation 'PROCESS'). The
+caller owns the transaction.
 """
 
 from __future__ import annotations
