@@ -196,14 +196,27 @@ class Settings(BaseSettings):
     sms_reconcile_sending_after_seconds: float = Field(
         default=300.0,
         ge=0,
-        description="Rows in Sending this long are resolved by asking the carrier; "
-        "not found -> back to Queued. Keep it well above TWILIO_TIMEOUT_SECONDS.",
+        description="Rows in Sending this long are looked up at the carrier (found -> "
+        "Submitted). Keep it well above TWILIO_TIMEOUT_SECONDS.",
+    )
+    sms_reconcile_list_lag_margin_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        description="A Sending row no callback and no lookup has found goes back to Queued "
+        "only this long after its ValidityPeriod ran out (docs/sms.md, reconciler): at least "
+        "the carrier's list lag.",
     )
     sms_status_callback_url: str | None = Field(
-        default=None, description="StatusCallback passed to the carrier (optional)."
+        default=None,
+        description="StatusCallback of every create when CALLBACK_PUBLIC_URL is unset "
+        "(with it, each create carries its notification's own URL).",
     )
-    sms_validity_period_seconds: int | None = Field(
-        default=None, ge=1, le=36000, description="ValidityPeriod passed to the carrier (optional)."
+    sms_validity_period_seconds: int = Field(
+        default=3600,
+        ge=1,
+        le=36000,
+        description="ValidityPeriod of every create: the carrier drops a message still in "
+        "its queue after this long (Twilio: 1-36000, default 36000).",
     )
 
     # --- status callbacks (issue 19: app/callbacks) -----------------------------------

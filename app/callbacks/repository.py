@@ -133,6 +133,24 @@ def event_exists(session: Session, event_type: str, notification_id: uuid.UUID) 
     )
 
 
+def first_status_receipts(
+    session: Session, notification_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str, datetime]]:
+    """(sid, received_at) of the first status callback naming each notification (the
+    reconciler's evidence that the carrier holds a message for it)."""
+    if not notification_ids:
+        return {}
+    rows = session.execute(
+        text(
+            "SELECT DISTINCT ON (notification_id) notification_id, message_sid, received_at "
+            "FROM callback_receipts WHERE kind = 'status' AND notification_id = ANY(:ids) "
+            "ORDER BY notification_id, received_at, id"
+        ),
+        {"ids": notification_ids},
+    )
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
 def customers_by_phone(session: Session, phone: str) -> list[uuid.UUID]:
     """Customers (not erased) whose number is ``phone`` (E.164), oldest first."""
     rows = session.execute(

@@ -226,6 +226,21 @@ def record_outcomes(session: Session, payload: str) -> set[uuid.UUID]:
     return {row[0] for row in session.execute(RECORD_SQL, {"payload": payload})}
 
 
+def submitted_sids(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The carrier sid of each of ``ids`` that is 'Submitted' (settled by whoever was first:
+    a status callback, the reconciler, the sender)."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Notification.id, Notification.carrier_reference_id).where(
+            Notification.id.in_(ids),
+            Notification.submission_status == SubmissionStatus.SUBMITTED,
+            Notification.carrier_reference_id.is_not(None),
+        )
+    ).all()
+    return {r[0]: r[1] for r in rows if r[1] is not None}
+
+
 # --- the reconciler ----------------------------------------------------------------------
 
 

@@ -10,10 +10,12 @@ For each chunk of a batch:
    the code, or back to 'Queued' for a transient error) in one statement, guarded by
    ``submission_status = 'Sending' AND claimed_at = <our claim>``.
 
-Ambiguous outcomes (5xx, read timeout) are resolved by asking the carrier for a message
-with this body to this number since the claim; if none is found the row stays in
-'Sending' for the reconciler, which waits a safe delay before putting it back in the
-queue. A transient refusal (429, 21611, connection refused) stops the batch and asks
+Every create carries the notification's own status-callback URL and a ValidityPeriod
+(docs/design.md decision 11). Ambiguous outcomes (5xx, read timeout) are resolved by
+asking the carrier for a message with this body to this number since the claim; if none
+is found the row stays in 'Sending' until the message's first callback settles it, or
+the reconciler does (a lookup, or after the validity period and a list-lag margin, back
+to the queue). A transient refusal (429, 21611, connection refused) stops the batch and asks
 the caller to come back after a backoff; rows claimed but not attempted are released.
 
 Every send runs in transactions of the ``SessionScope`` it is handed (the claim, the
@@ -39,6 +41,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.callbacks.urls import status_callback_url
 from app.config import Settings, get_settings
 from app.db.session import SessionScope
 from app.models.enums import SubmissionStatus
@@ -49,7 +52,13 @@ from app.notifications.carrier import (
     PermanentCarrierError,
     TransientCarrierError,
 )
-from app.notifications.repository import Claimed, claim_chunk, record_outcomes, renew_claim
+from app.notifications.repository import (
+    Claimed,
+    claim_chunk,
+    record_outcomes,
+    renew_claim,
+    submitted_sids,
+)
 from app.notifications.window import SendWindow
 from app.observability.events import record_event
 from app.observability.metrics import RATE_LIMIT_WAITS, SMS_SEGMENTS, SMS_SUBMISSIONS
@@ -120,14 +129,19 @@ class SendResult:
 def record(session: Session, results: list[SendResult]) -> int:
     """Write the outcomes; returns how many rows had changed under us (not written).
 
-    A row that is no longer in 'Sending' with our claim time was resolved by the
-    reconciler meanwhile (which waits far longer than a carrier timeout, so this means a
-    stalled worker): the event names the rows so an operator can check for a duplicate.
+    A row already 'Submitted' with the sid of our outcome (or our outcome has none: the
+    send was ambiguous, or the reconciler found nothing yet) was settled first by the
+    message's status callback: that is our outcome recorded, not a conflict. Any other
+    row no longer in 'Sending' with our claim time was resolved by the reconciler
+    meanwhile (which waits far longer than a carrier timeout, so this means a stalled
+    worker): the event names the rows so an operator can check for a duplicate.
     """
     if not results:
         return 0
     written = record_outcomes(session, json.dumps([r.as_json() for r in results]))
-    lost = [r for r in results if r.claimed.id not in written]
+    missed = [r for r in results if r.claimed.id not in written]
+    settled = submitted_sids(session, [r.claimed.id for r in missed])
+    lost = [r for r in missed if not _settled_alike(r, settled.get(r.claimed.id))]
     if lost:
         record_event(
             session,
@@ -137,6 +151,11 @@ def record(session: Session, results: list[SendResult]) -> int:
                   "carrier_sids": [r.sid for r in lost]},
         )  # fmt: skip
     return len(lost)
+
+
+def _settled_alike(result: SendResult, sid_now: str | None) -> bool:
+    """The row is Submitted with a sid that agrees with our outcome (see ``record``)."""
+    return sid_now is not None and result.sid in (None, sid_now)
 
 
 class Sender:
@@ -231,7 +250,8 @@ class Sender:
         by scripts/chaos.py). Renewing the claim before the call means every call starts
         at most half that delay after its claim and ends a carrier timeout later, well
         before the reconciler may touch the row; if the reconciler was first, the
-        guarded UPDATE matches nothing and the row is skipped.
+        guarded UPDATE matches nothing and the row is skipped. The reconciler's requeue
+        delay counts on this bound (``reconcile.requeue_after_seconds``).
         """
         half = self.settings.sms_reconcile_sending_after_seconds / 2
         if (utcnow() - msg.claimed_at).total_seconds() < half:
@@ -242,11 +262,18 @@ class Sender:
 
     def _send_one(self, msg: Claimed) -> SendResult:
         s = self.settings
+        # The notification's own URL: even the first callback of a create whose answer
+        # was lost names its row, and settles it (docs/callbacks.md).
+        callback = (
+            status_callback_url(s.callback_public_url, msg.id)
+            if s.callback_public_url
+            else s.sms_status_callback_url
+        )
         try:
             sent = self.carrier.send(
                 msg.phone_number,
                 msg.body,
-                status_callback=s.sms_status_callback_url,
+                status_callback=callback,
                 validity_period=s.sms_validity_period_seconds,
             )
             checkpoint("after_carrier_accept")
@@ -271,8 +298,8 @@ class Sender:
             found = self._find(msg)
             if found is not None:
                 return SendResult(msg, SubmissionStatus.SUBMITTED, sid=found, submitted_at=utcnow())
-            # Maybe accepted, maybe not: only the reconciler, after a safe delay, may
-            # conclude "not sent" and queue it again.
+            # Maybe accepted, maybe not: its first status callback settles it, or the
+            # reconciler (a lookup; "not sent" only after the validity period and margin).
             return SendResult(
                 msg, SubmissionStatus.SENDING, error_code=exc.code_label, reason="AMBIGUOUS"
             )

@@ -4,7 +4,7 @@ Each case starts a real worker process (multiprocessing, spawn) that runs the
 ``notifications.send_batch`` actor with ``PN_FAULT_POINT`` set and the crash tooling
 (``app.devtools.faults``) imported, as a ``dramatiq`` worker would load it as an extra
 module: the process SIGKILLs itself at that step. Recovery is what production does: the
-reconciler (its safe delays set to zero) resolves rows stuck in Sending by asking the
+reconciler (its safe delays over) resolves rows stuck in Sending by asking the
 carrier, then the batch is sent again. The simulator must have received exactly one
 message per customer.
 """
@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import signal
 import uuid
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.orm import Session
@@ -26,9 +27,9 @@ from app.devtools.faults import FAULT_POINTS
 from app.devtools.simulators.carrier import SimulatorThread
 from app.months import Month
 from app.notifications.outbox import prepare_month
-from app.notifications.reconcile import reconcile_outbox
+from app.notifications.reconcile import reconcile_outbox, requeue_after_seconds
 from app.notifications.repository import queued_batches
-from app.notifications.sending import Sender
+from app.notifications.sending import Sender, utcnow
 from tests.support.carrier import MONTH, client_for, outbox, qualified_customers
 
 
@@ -53,7 +54,9 @@ def _run_killed_worker(batch: uuid.UUID, fault: str) -> int | None:
 
 def _recover(sim: SimulatorThread) -> None:
     client = client_for(sim)
-    result = reconcile_outbox(session_scope, client)
+    # The reconciler's round once the requeue delay (validity period + margin) is over.
+    later = utcnow() + timedelta(seconds=requeue_after_seconds(get_settings()) + 1)
+    result = reconcile_outbox(session_scope, client, now=later)
     with session_scope() as s:
         batches = set(queued_batches(s)) | result.batches
     sender = Sender(client)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -17,7 +17,7 @@ from app.devtools.simulators.carrier import SimulatorThread
 from app.models import AuditLog
 from app.months import Month
 from app.notifications.outbox import prepare_month
-from app.notifications.reconcile import reconcile_outbox
+from app.notifications.reconcile import reconcile_outbox, requeue_after_seconds
 from app.notifications.sending import Sender
 from app.notifications.window import SendWindow
 from tests.support.carrier import MONTH, client_for, outbox, qualified_customers
@@ -143,10 +143,16 @@ def test_ambiguous_500_waits_for_the_reconciler_then_resends_once(
     # The reconciler leaves it alone until the safe delay has passed ...
     client = client_for(sms_env)
     assert reconcile_outbox(session_scope, client).requeued == 0
+    # ... looks it up once it is old enough, finds nothing, and still waits: "not listed"
+    # is not "not sent" before the validity period and the list-lag margin are over ...
+    later = row.claimed_at + timedelta(seconds=get_settings().sms_reconcile_sending_after_seconds)
+    result = reconcile_outbox(session_scope, client, now=later + timedelta(seconds=1))
+    assert (result.requeued, result.waiting) == (0, 1)
     # ... then finds nothing at the carrier and puts it back in the queue.
     monkeypatch.setenv("SMS_RECONCILE_SENDING_AFTER_SECONDS", "0")
     get_settings.cache_clear()
-    result = reconcile_outbox(session_scope, client)
+    safe = row.claimed_at + timedelta(seconds=requeue_after_seconds(get_settings()) + 1)
+    result = reconcile_outbox(session_scope, client, now=safe)
     assert (result.requeued, result.batches) == (1, {batch})
     [row] = outbox(session)
     assert (row.submission_status, row.status_reason, row.retry_count) == (
