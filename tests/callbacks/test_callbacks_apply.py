@@ -3,21 +3,18 @@ duplicates are no-ops, and the first callback of an unsettled send settles it.""
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.callbacks.urls import status_callback_url
-from app.callbacks.web import create_app
-from app.devtools.simulators.carrier import SimConfig, SimulatorThread
+from app.devtools.simulators.carrier import SimulatorThread
 from app.models import CallbackReceipt, DeliveryStatus, Notification, SystemEvent
 from app.notifications.carrier import AmbiguousCarrierError, CarrierClient
-from tests.support.callbacks import ReceiverThread, post_signed, receiver_settings, status_params
+from tests.support.callbacks import ReceiverThread, post_signed, status_params
 from tests.support.carrier import ACCOUNT, MONTH, SENDER, TOKEN
 from tests.support.factories import create_customer, create_notification, create_qualification
 
@@ -135,27 +132,6 @@ def test_id_less_path_finds_the_notification_by_sid(
     r = post_signed(receiver.base_url, "/v1/callbacks/status", status_params(SID, "delivered"))
     assert r.status_code == 204
     assert _history(session, nid) == [("Delivered", "delivered", True)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def wired(db: Engine) -> Iterator[tuple[SimulatorThread, ReceiverThread, str]]:
-    """The simulator calling the receiver; the public URL is the receiver's own here."""
-    port = _free_port()
-    public = f"http://127.0.0.1:{port}"
-    app = create_app(receiver_settings(callback_public_url=public))
-    receiver = ReceiverThread(app, port=port).start()
-    sim = SimulatorThread(SimConfig(account_sid=ACCOUNT, auth_token=TOKEN, sent_after=0.2,
-                                    delivered_after=0.5, callback_duplicate=0.5,
-                                    callback_delay=0.3, seed=19)).start()  # fmt: skip
-    yield sim, receiver, public
-    sim.stop()
-    receiver.stop()
 
 
 def test_accepted_then_timed_out_send_is_settled_by_its_callbacks(

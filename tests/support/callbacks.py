@@ -11,6 +11,7 @@ import uvicorn
 from twilio.request_validator import RequestValidator
 
 from app.config import Settings
+from app.devtools.simulators.carrier import SimulatorThread
 from tests.support.carrier import TOKEN
 
 PUBLIC = "https://notify.bank.example/sms-hooks"  # what the carrier calls (the proxy)
@@ -78,3 +79,7 @@ def status_params(sid: str, status: str, **extra: str) -> dict[str, str]:
         "SmsSid": sid, "MessageStatus": status, "SmsStatus": status, "To": "+972501234567",
         "From": "+15005550006", **extra,
     }  # fmt: skip
+
+
+# The carrier simulator calling a receiver, and the public URL the receiver checks.
+Wired = tuple[SimulatorThread, ReceiverThread, str]
