@@ -172,18 +172,15 @@ class Settings(BaseSettings):
     sms_template_he: str | None = Field(default=None, description="Overrides the Hebrew text.")
     sms_template_en: str | None = Field(default=None, description="Overrides the English text.")
     sms_max_segments: int = Field(
-        default=3,
-        ge=1,
-        le=10,
+        default=3, ge=1, le=10,
         description="A rendered message longer than this is refused before sending.",
-    )
+    )  # fmt: skip
     sms_batch_size: int = Field(default=100, ge=1, description="Outbox rows per send batch.")
     sms_claim_chunk: int = Field(
-        default=50,
-        ge=1,
-        description="Rows claimed (Queued -> Sending) per transaction; outcomes are recorded "
-        "per chunk too (a crash leaves at most this many rows for the reconciler).",
-    )
+        default=50, ge=1, description="Rows claimed (Queued -> Sending) per transaction; "
+        "outcomes are recorded per chunk too (a crash leaves at most this many rows for the "
+        "reconciler).",
+    )  # fmt: skip
     sms_max_transient_retries: int = Field(
         default=8, ge=0, description="Transient carrier errors (429, 21611) tolerated per message."
     )
@@ -194,30 +191,22 @@ class Settings(BaseSettings):
         default=900.0, ge=0, description="Queued rows untouched this long are re-enqueued."
     )
     sms_reconcile_sending_after_seconds: float = Field(
-        default=300.0,
-        ge=0,
-        description="Rows in Sending this long are looked up at the carrier (found -> "
-        "Submitted). Keep it well above TWILIO_TIMEOUT_SECONDS.",
-    )
+        default=300.0, ge=0, description="Rows in Sending this long are looked up at the "
+        "carrier (found -> Submitted). Keep it well above TWILIO_TIMEOUT_SECONDS.",
+    )  # fmt: skip
     sms_reconcile_list_lag_margin_seconds: float = Field(
-        default=900.0,
-        ge=0,
-        description="A Sending row no callback and no lookup has found goes back to Queued "
-        "only this long after its ValidityPeriod ran out (docs/sms.md, reconciler): at least "
-        "the carrier's list lag.",
-    )
+        default=900.0, ge=0, description="A Sending row no callback and no lookup found goes "
+        "back to Queued only this long after its ValidityPeriod ran out (docs/sms.md): at "
+        "least the carrier's list lag.",
+    )  # fmt: skip
     sms_status_callback_url: str | None = Field(
-        default=None,
-        description="StatusCallback of every create when CALLBACK_PUBLIC_URL is unset "
-        "(with it, each create carries its notification's own URL).",
-    )
+        default=None, description="StatusCallback of every create when CALLBACK_PUBLIC_URL "
+        "is unset (with it, each create carries its notification's own URL).",
+    )  # fmt: skip
     sms_validity_period_seconds: int = Field(
-        default=3600,
-        ge=1,
-        le=36000,
-        description="ValidityPeriod of every create: the carrier drops a message still in "
-        "its queue after this long (Twilio: 1-36000, default 36000).",
-    )
+        default=3600, ge=1, le=36000, description="ValidityPeriod of every create: the "
+        "carrier drops a message still in its queue after this long (Twilio: 1-36000).",
+    )  # fmt: skip
 
     # --- status callbacks (issue 19: app/callbacks) -----------------------------------
     callback_public_url: str | None = Field(

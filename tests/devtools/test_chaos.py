@@ -1,6 +1,8 @@
-"""The chaos run, small: its own PostgreSQL and Redis, two real workers, the scheduler,
-both simulators; SIGKILLs, FLUSHALL, a PostgreSQL restart, carrier faults and a short
-outage. Every invariant must hold (scripts/chaos.py exits 1 otherwise)."""
+"""The chaos run, small: its own PostgreSQL and Redis, two real workers, the scheduler, the
+callback receiver, both simulators; SIGKILLs, FLUSHALL, a PostgreSQL restart, a receiver
+restart, carrier faults (a list lagging creation longer than the reconciler's lookup
+delay, stored-then-500, accept-then-time-out) and callback faults, a short outage. Every
+invariant must hold (scripts/chaos.py exits 1 otherwise)."""
 
 from __future__ import annotations
 
@@ -21,8 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:
     report = tmp_path / "chaos.md"
     result = subprocess.run(
+        # List lag 15-16.5 s: over the 12 s after which the old rule sent again unseen.
         [sys.executable, str(ROOT / "scripts" / "chaos.py"), "--customers", "150",
-         "--outage", "8", "--phase-timeout", "240", "--report", str(report)],
+         "--outage", "8", "--list-lag", "15", "--validity", "5", "--receiver-down", "3",
+         "--phase-timeout", "240", "--report", str(report)],
         cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     output = result.stdout + result.stderr
@@ -30,9 +34,10 @@ def test_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:
     table = report.read_text(encoding="utf-8")
     faults = re.findall(r"^\| (balances|sms) \| ([^|]+) \|", table, re.M)
     kinds = {name.strip() for _, name in faults}
-    assert {"SIGKILL worker", "Redis FLUSHALL", "PostgreSQL restart", "carrier outage"} <= kinds
+    assert {"SIGKILL worker", "Redis FLUSHALL", "PostgreSQL restart", "carrier outage",
+            "receiver restart", "callback faults on"} <= kinds  # fmt: skip
     verdicts = re.findall(r"^\| ([^|]+) \| (yes|NO) \|", table, re.M)
-    assert len(verdicts) >= 8, table
+    assert len(verdicts) >= 11, table
     failed = [name for name, held in verdicts if held != "yes"]
     assert failed == [], table
     assert result.returncode == 0, output[-4000:]
