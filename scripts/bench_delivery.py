@@ -18,6 +18,10 @@ poll rounds: carrier calls, parsing, database writes; not the waits between roun
 the ratios. Target:
 bulk <= 0.05 carrier calls per message. The read limiter is off (calls are counted,
 not paced); the database is local.
+
+``--callbacks`` runs the other comparison instead (scripts/delivery_latency.py): callbacks
+to the real receiver process vs polling alone, same messages, same run: time from the
+carrier's final status to the database, and carrier read calls per message.
 """
 
 from __future__ import annotations
@@ -151,12 +155,17 @@ def run_mode(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--messages", type=int, help="default 100,000 (6,000 with --callbacks)")
+    parser.add_argument("--callbacks", action="store_true", help="callbacks vs polling alone")
+    parser.add_argument("--rate", type=float, default=30.0, help="--callbacks: messages/s")
+    parser.add_argument("--time-scale", type=float, default=60.0,
+                        help="--callbacks: polling alone runs this many times faster")
     parser.add_argument("--spread", type=float, default=20.0, help="seconds to final status")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between rounds")
     parser.add_argument("--max-rounds", type=int, default=8)
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
+    args.messages = args.messages or (6000 if args.callbacks else 100_000)
 
     from app.config import get_settings
     from app.delivery.polling import DeliveryPoller
@@ -173,6 +182,15 @@ def main() -> None:
         get_settings.cache_clear()
         migrate(url)
         bench = connect(url)
+        if args.callbacks:
+            from delivery_latency import report, run
+
+            print(f"delivery benchmark: callbacks vs polling alone, {args.messages:,} "
+                  f"messages at {args.rate:g}/s")  # fmt: skip
+            settings = get_settings().model_copy(update={"delivery_carrier_rps": 0})
+            compared = run(url, bench, sim, settings, args.messages, args.rate, args.time_scale)
+            report(compared, args.messages, args.time_scale)
+            return
         cur = bench.cursor()
         now = datetime.now(UTC).replace(tzinfo=None)
         submitted_at = max(now - timedelta(minutes=30), now.replace(hour=0, minute=0, second=1))

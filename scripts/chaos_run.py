@@ -21,7 +21,7 @@ from typing import Any
 import _common
 import chaos_invariants as inv
 from chaos_servers import OwnPostgres, OwnRedis, Proc, receiver, scheduler, worker
-from chaos_watch import FinalWatch, callback_summary
+from chaos_watch import FinalWatch, ambiguous_summary, callback_summary
 
 from app.months import Month
 
@@ -249,8 +249,9 @@ class Chaos:
         callbacks = self.safely(
             lambda: callback_summary(get_engine(), self.carrier.callbacks.snapshot()), ""
         )
+        ambiguous = self.safely(lambda: ambiguous_summary(get_engine()), "")
         lines += ["", f"carrier answers: {json.dumps(carrier)}",
-                  f"core banking answers: {json.dumps(bank)}", str(callbacks),
+                  f"core banking answers: {json.dumps(bank)}", str(callbacks), str(ambiguous),
                   "", "| invariant | held | detail |", "|---|---|---|"]  # fmt: skip
         lines += [f"| {v.name} | {'yes' if v.held else 'NO'} | {v.detail} |" for v in verdicts]
         return "\n".join(lines)

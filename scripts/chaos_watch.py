@@ -6,7 +6,8 @@
   one. The final status must also be the carrier's own (the simulator's timeline).
 * **Send outcomes are not lost to conflicts**: no ``notification_record_conflict`` event
   (a callback that settled a row before the sender recorded it is no conflict).
-* Where the finals came from (a callback or a poll), and what became of the callbacks.
+* Where the finals came from (a callback or a poll), what became of the callbacks, and
+  how the sends left ambiguous were settled.
 """
 
 from __future__ import annotations
@@ -124,4 +125,35 @@ def callback_summary(engine: Engine, records: list[Any]) -> str:
         f"callbacks: {len(records)} attempts {dict(sorted(fate.items()))}; "
         f"receipts {receipts}; final statuses by callback {by_callback}, "
         f"by polling {int(finals or 0) - int(by_callback)}"
+    )
+
+
+_AMBIGUOUS = text(
+    """
+    SELECT count(DISTINCT entity_id) FILTER (WHERE new_values->>'status_reason' = 'AMBIGUOUS'),
+           count(*) FILTER (WHERE new_values->>'status_reason' = 'RECONCILED_NOT_FOUND')
+    FROM audit_log WHERE entity_type = 'Notification' AND operation = 'UPDATE'
+    """
+)
+_RECONCILED = text(
+    """
+    SELECT coalesce(sum((event_data->>'found_by_callback')::int), 0),
+           coalesce(sum((event_data->>'found_at_carrier')::int), 0)
+    FROM system_events WHERE event_type = 'sms_outbox_reconciled'
+    """
+)
+
+
+def ambiguous_summary(engine: Engine) -> str:
+    """One line: sends recorded as ambiguous, and how the reconciler settled stuck rows."""
+    with engine.connect() as conn:
+        ambiguous, requeued = conn.execute(_AMBIGUOUS).one()
+        by_receipt, by_lookup = conn.execute(_RECONCILED).one()
+        settled = conn.scalar(
+            text("SELECT count(*) FROM callback_receipts WHERE outcome = 'settled'")
+        )
+    return (
+        f"ambiguous sends recorded in Sending: {ambiguous}; rows settled by their first "
+        f"callback: {settled}; reconciler: settled by a stored callback {by_receipt}, by a "
+        f"lookup {by_lookup}, queued again after the requeue delay {requeued}"
     )

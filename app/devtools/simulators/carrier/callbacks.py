@@ -108,6 +108,12 @@ class CallbackDispatcher:
         for offset, status, code in m.timeline()[1:]:
             self._schedule(m, status, code, m.created + offset, timeline=True)
 
+    def message_stored(self, m: SimMessage) -> None:
+        """``message_created`` from any thread: a benchmark that stores its messages
+        directly (no create request) still gets their callbacks."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.message_created, m)
+
     def status_forced(self, m: SimMessage, status: str, code: int | None) -> None:
         """A test forced a status: its callback, now (from any thread)."""
         loop = self._loop
