@@ -158,7 +158,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, help="default 100,000 (6,000 with --callbacks)")
     parser.add_argument("--callbacks", action="store_true", help="callbacks vs polling alone")
     parser.add_argument("--rate", type=float, default=30.0, help="--callbacks: messages/s")
-    parser.add_argument("--time-scale", type=float, default=60.0,
+    parser.add_argument("--time-scale", type=float, default=10.0,
                         help="--callbacks: polling alone runs this many times faster")
     parser.add_argument("--spread", type=float, default=20.0, help="seconds to final status")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between rounds")

@@ -8,9 +8,11 @@ deadline). Each time, the delivery poller runs on the production schedule (a rou
 then one round past the deadline:
 
 1. **polling alone**: the carrier sends no callback. Minutes of backoff would make it an
-   hour long, so it runs ``--time-scale`` times faster: the poller's clock, the
-   submission times it reads and the messages' lives are all compressed alike, and its
-   times are reported back in production seconds.
+   hour long, so it runs ``--time-scale`` times faster (default 10): the poller's clock,
+   the submission times it reads and the messages' lives are all compressed alike, and
+   its times are reported back in production seconds. A round's own work is stretched
+   alike (a 3 s round looks like 30 s at 10x), which a small scale keeps small against
+   the 3-minute round.
 2. **callbacks**: the carrier simulator signs and posts every status change to the real
    receiver process (``premium-notify serve callbacks``), in real time; the poller is the
    safety net beside it (real clock).
@@ -28,6 +30,7 @@ import random
 import statistics
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -161,7 +164,7 @@ def drive(conn: Connection, poller: Any, plan: list[Life], clock: Callable[[], f
                 calls += stats.calls
                 say(f"round at {now:6.0f} s: {stats.mode} {stats.calls} calls, due {stats.due}, "
                     f"{stats.changed} changes; {open_count(conn):,} open")  # fmt: skip
-        time.sleep(min(0.5, ROUND / scale / 4))
+        time.sleep(min(0.5, 5.0 / scale))  # rounds start within 5 production seconds
     base = poller.clock
     poller.clock = lambda: base() + timedelta(hours=73)
     with session_scope() as session:
@@ -253,6 +256,8 @@ def run(url: str, conn: Connection, sim: Any, settings: Any, n: int, rate: float
         calls = drive(conn, poller, plan, lambda: time.time() - t0r, 1.0, say)
         time.sleep(1.0)
         results["callbacks"] = (calls, latencies(conn, rows, plan, t0v), finals_by_callback(conn))
+        answers = Counter(r.outcome for r in sim.callbacks.snapshot())
+        say(f"callbacks posted: {sum(answers.values()):,}, receiver answers {dict(answers)}")
     finally:
         stop(receiver)
     return results
