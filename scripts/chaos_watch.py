@@ -131,7 +131,9 @@ def callback_summary(engine: Engine, records: list[Any]) -> str:
 _AMBIGUOUS = text(
     """
     SELECT count(DISTINCT entity_id) FILTER (WHERE new_values->>'status_reason' = 'AMBIGUOUS'),
-           count(*) FILTER (WHERE new_values->>'status_reason' = 'RECONCILED_NOT_FOUND')
+           count(*) FILTER (WHERE new_values->>'status_reason' = 'RECONCILED_NOT_FOUND'
+                            AND old_values->>'submission_status' = 'Sending'
+                            AND new_values->>'submission_status' = 'Queued')
     FROM audit_log WHERE entity_type = 'Notification' AND operation = 'UPDATE'
     """
 )
@@ -153,7 +155,7 @@ def ambiguous_summary(engine: Engine) -> str:
             text("SELECT count(*) FROM callback_receipts WHERE outcome = 'settled'")
         )
     return (
-        f"ambiguous sends recorded in Sending: {ambiguous}; rows settled by their first "
+        f"notifications with an ambiguous send: {ambiguous}; rows settled by their first "
         f"callback: {settled}; reconciler: settled by a stored callback {by_receipt}, by a "
         f"lookup {by_lookup}, queued again after the requeue delay {requeued}"
     )
