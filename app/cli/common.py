@@ -30,6 +30,7 @@ from app.months import InvalidMonth, Month
 
 console = Console()
 err_console = Console(stderr=True)
+VERTICAL_AFTER = 6  # a one-row table with more columns is printed as field / value lines
 
 
 class OutputFormat(StrEnum):
@@ -95,6 +96,15 @@ def emit_rows(
         for r in rows:
             writer.writerow([_csv_cell(r.get(c)) for c in columns])
         typer.echo(buffer.getvalue(), nl=False)
+    elif len(rows) == 1 and len(columns) > VERTICAL_AFTER:
+        # One wide summary row reads better (and fits 80 columns) as field / value lines.
+        table = Table(title=title or None)
+        table.add_column("field")
+        table.add_column("value")
+        for c in columns:
+            value = rows[0].get(c)
+            table.add_row(c, "" if value is None else str(_csv_cell(value)))
+        console.print(table)
     else:
         table = Table(title=title or None)
         for c in columns:
