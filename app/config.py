@@ -208,6 +208,20 @@ class Settings(BaseSettings):
         default=None, ge=1, le=36000, description="ValidityPeriod passed to the carrier (optional)."
     )
 
+    # --- status callbacks (issue 19: app/callbacks) -----------------------------------
+    callback_public_url: str | None = Field(
+        default=None,
+        description="Public base URL of the callback receiver as the carrier calls it (the "
+        "bank's proxy); signatures are checked against it, callback URLs start with it.",
+    )  # fmt: skip
+    callback_max_body_bytes: int = Field(
+        default=16384, ge=1024, description="Larger callback requests are refused (413)."
+    )
+    callback_rate_per_second: float = Field(
+        default=200.0, ge=0, description="Callback requests per second one receiver process "
+        "accepts (bursts of twice that); more: 429. 0 = no limit.",
+    )  # fmt: skip
+
     # --- delivery tracking (issue 6: app/delivery) ------------------------------------
     delivery_poll_cron: str = Field(
         default="*/3 * * * *", description="periodiq cron of the delivery-poll kick."

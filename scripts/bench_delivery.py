@@ -124,6 +124,7 @@ def run_mode(
     interval: float,
     max_rounds: int,
 ) -> tuple[int, int, float]:
+    from app.db.session import session_scope
     from app.delivery.polling import Mode
 
     calls, rounds, busy = 0, 0, 0.0
@@ -131,7 +132,7 @@ def run_mode(
         if rounds:
             time.sleep(interval if mode == "bulk" else 0)
         t = time.perf_counter()
-        stats = poller.poll_day(day, Mode(mode), triggered_by="bench", force=True)
+        stats = poller.poll_day(session_scope, day, Mode(mode), triggered_by="bench", force=True)
         busy += time.perf_counter() - t
         calls, rounds = calls + stats.calls, rounds + 1
         left = open_count(cur)
@@ -140,7 +141,7 @@ def run_mode(
             break
     poller.clock = lambda: datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=73)
     t = time.perf_counter()
-    stats = poller.poll_day(day, Mode(mode), triggered_by="bench")
+    stats = poller.poll_day(session_scope, day, Mode(mode), triggered_by="bench")
     busy += time.perf_counter() - t
     calls += stats.calls
     print(f"    deadline round: {stats.calls} calls, {stats.deadline_finals} 'Unknown' verdicts")

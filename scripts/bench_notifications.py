@@ -123,6 +123,8 @@ def _prepare_process(month: date, batches: Any, done: Any, seconds: Any) -> None
 
     Each chunk's batches are handed to the senders right after the chunk's commit.
     """
+    from app.db.session import session_scope
+    from app.months import Month
     from app.notifications.outbox import prepare_streaming
 
     def hand_over(ids: list[uuid.UUID]) -> None:
@@ -131,7 +133,7 @@ def _prepare_process(month: date, batches: Any, done: Any, seconds: Any) -> None
 
     t0 = time.perf_counter()
     try:
-        prepare_streaming(month, hand_over, triggered_by="bench")
+        prepare_streaming(session_scope, Month.of(month), hand_over, triggered_by="bench")
     finally:
         seconds.value = time.perf_counter() - t0
         done.set()
@@ -147,6 +149,7 @@ def send_month(
     each chunk's batches go to the T sender threads of this process as they commit, so
     sending overlaps preparing.
     """
+    from app.db.session import session_scope
     from app.notifications.carrier import CarrierClient
     from app.notifications.sending import Sender
 
@@ -168,7 +171,7 @@ def send_month(
                 if prepared.is_set() and work.empty():
                     return
                 continue
-            outcome = sender.send_batch(batch)
+            outcome = sender.send_batch(session_scope, batch)
             with lock:
                 submitted[0] += outcome.submitted
             if outcome.defer_seconds is not None:

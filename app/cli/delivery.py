@@ -10,7 +10,7 @@ from app.cli.common import OutputFormat, UserError, emit_rows, parse_month, prog
 from app.cli.groups import enqueue_app, report_app, run_app
 from app.db.session import session_scope
 from app.delivery.polling import DeliveryPoller, Mode, PollStats
-from app.delivery.reports import (
+from app.delivery.repository.reports import (
     BY_REASON_COLUMNS,
     MESSAGE_COLUMNS,
     failed_messages,
@@ -59,7 +59,9 @@ def run_delivery_poll(
     results: list[PollStats] = []
     with progress_bar("polling delivery", len(days)) as advance:
         for each in days:
-            results.append(poller.poll_day(each, mode, triggered_by="cli", force=force))
+            results.append(
+                poller.poll_day(session_scope, each, mode, triggered_by="cli", force=force)
+            )
             advance(1)
     rows = [r.as_dict() for r in results]
     if not rows:
@@ -93,11 +95,11 @@ def report_failures(
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """Undeliverable, failed and unknown-outcome messages of the month, by reason."""
-    first = parse_month(month).first
+    target = parse_month(month)
     with session_scope() as session:
         if messages:
-            rows = list(failed_messages(session, first))
+            rows = list(failed_messages(session, target))
             emit_rows(rows, MESSAGE_COLUMNS, fmt, title=f"Failed messages {month}")
         else:
-            rows = failures_by_reason(session, first)
+            rows = failures_by_reason(session, target)
             emit_rows(rows, BY_REASON_COLUMNS, fmt, title=f"Delivery failures {month}")

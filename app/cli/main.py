@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "app.cli.ops_db",
     "app.cli.delivery",
     "app.cli.demo",
+    "app.cli.serve",
 )
 
 for _module in COMMAND_MODULES:

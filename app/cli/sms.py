@@ -7,7 +7,6 @@ import time
 from datetime import date
 
 import typer
-from sqlalchemy import select
 
 from app.cli.common import (
     OutputFormat,
@@ -20,9 +19,10 @@ from app.cli.common import (
 )
 from app.cli.groups import cli, enqueue_app, run_app, simulate_app
 from app.db.session import session_scope
-from app.models import Customer
+from app.months import Month
 from app.notifications.carrier import CarrierClient, CarrierConfigError
-from app.notifications.outbox import OutboxError, prepare_month, queued_batches
+from app.notifications.outbox import OutboxError, prepare_month
+from app.notifications.repository import customer_names, queued_batches
 from app.notifications.segments import analyze
 from app.notifications.sending import (
     BatchOutcome,
@@ -36,10 +36,6 @@ from worker import limits
 FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
 sms_app = typer.Typer(help="SMS templates and segment counts.", no_args_is_help=True)
 cli.add_typer(sms_app, name="sms")
-
-
-def _month(value: str) -> date:
-    return parse_month(value).first
 
 
 @sms_app.command("preview")
@@ -56,9 +52,7 @@ def preview(
     if text is not None and template is not None:
         raise UserError("give either a TEXT or --template, not both")
     if text is None:
-        today = date.today()
-        first = _month(month) if month else date(today.year - (today.month == 1),
-                                                 (today.month - 2) % 12 + 1, 1)  # fmt: skip
+        target = parse_month(month) if month else Month.of(date.today()).previous()
         try:
             tpl = get_template(template)
         except TemplateError as exc:
@@ -66,15 +60,11 @@ def preview(
         first_name, last_name = "Dana", "Levi"
         if account is not None:
             with session_scope() as session:
-                row = session.execute(
-                    select(Customer.first_name, Customer.last_name).where(
-                        Customer.account_number == account
-                    )
-                ).first()
-            if row is None:
+                names = customer_names(session, account)
+            if names is None:
                 raise UserError(f"no customer with account number {account!r}")
-            first_name, last_name = row
-        text = tpl.render(first_name=first_name, last_name=last_name, month=first)
+            first_name, last_name = names
+        text = tpl.render(first_name=first_name, last_name=last_name, month=target)
     info = analyze(text)
     if as_json:
         typer.echo(json.dumps(info.as_dict()))
@@ -119,10 +109,10 @@ def run_notifications(
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """Prepare the month's outbox and send it in this process (progress bar)."""
-    first = _month(month)
+    target = parse_month(month)
     try:
         with session_scope() as session:
-            result = prepare_month(session, first, dry_run=dry_run, triggered_by="cli")
+            result = prepare_month(session, target, dry_run=dry_run, triggered_by="cli")
     except (OutboxError, TemplateError) as exc:
         raise UserError(str(exc)) from None
     summary = result.as_dict()
@@ -130,7 +120,7 @@ def run_notifications(
         emit_rows([summary], list(summary), fmt, title=f"dry run {result.month} (nothing sent)")
         return
     with session_scope() as session:
-        batches = queued_batches(session, first)
+        batches = queued_batches(session, target)
     window = SendWindow.from_settings()
     try:
         # Shares the workers' limit when REDIS_URL is set: a run must not double the rate.
@@ -141,7 +131,7 @@ def run_notifications(
     with progress_bar(f"sending {result.month}", len(batches)) as advance:
         for batch in batches:
             while True:
-                outcome = sender.send_batch(batch)
+                outcome = sender.send_batch(session_scope, batch)
                 total.add(outcome)
                 if outcome.window_closed:
                     opens = window.next_open(utcnow())
@@ -165,8 +155,8 @@ def run_notifications(
 @enqueue_app.command("notifications")
 def enqueue_notifications(month: str = typer.Option(..., help="The month, YYYY-MM.")) -> None:
     """Ask the workers to prepare and send the month (prints the message id)."""
-    key = _month(month)
+    target = parse_month(month)
     from worker.actors.notifications import prepare_month as actor
 
-    message = actor.send(f"{key.year:04d}-{key.month:02d}")
+    message = actor.send(str(target))
     typer.echo(message.message_id)

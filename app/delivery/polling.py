@@ -14,8 +14,10 @@ as the situation allows:
   (DELIVERY_FETCH_CAP); the rest wait for the next round.
 
 Every carrier call first waits for the cross-worker read limiter. No database
-connection is held during a carrier call (STYLE.md 4). After a successful round,
-messages past the deadline that are still not final get the final 'Unknown' verdict.
+connection is held during a carrier call: a day batch commits page by page in
+transactions of the ``SessionScope`` its caller hands it (production passes
+``app.db.session.session_scope``). After a successful round, messages past the deadline
+that are still not final get the final 'Unknown' verdict.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.config import Settings, get_settings
-from app.db.session import get_engine, session_scope
-from app.delivery import repository as repo
+from app.db.session import SessionScope, get_engine
 from app.delivery.mapping import DEADLINE_REASON, Mapped, backoff_schedule, map_report
-from app.models import JobRun
-from app.models.enums import DeliveryState, RunStatus, Severity
+from app.delivery.repository import history, runs, tracking
+from app.delivery.repository.history import Report
+from app.delivery.repository.tracking import DueDay, Tracked
+from app.models.enums import DeliveryState, Severity
 from app.notifications.carrier import CarrierClient, CarrierError, CarrierMessage
 from app.observability.events import record_event
 from app.observability.metrics import DELIVERY_CARRIER_CALLS, DELIVERY_STATUSES, RATE_LIMIT_WAITS
@@ -45,7 +48,6 @@ from app.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-JOB = "delivery_poll"
 APPLY_CHUNK = 500  # fetched reports written per transaction
 
 
@@ -109,9 +111,10 @@ class DeliveryPoller:
         self.deadline = timedelta(hours=self.settings.delivery_deadline_hours)
 
     # --- planning ------------------------------------------------------------------
-    def due_days(self, session: Session, lookback_days: int | None = None) -> list[repo.DueDay]:
+    def due_days(self, session: Session, lookback_days: int | None = None) -> list[DueDay]:
+        """The submission days (UTC, oldest first) that have messages due for a check now."""
         days = lookback_days or self.settings.delivery_lookback_days
-        return repo.due_days(
+        return tracking.due_days(
             session,
             now=self.clock(),
             backoff=self.backoff,
@@ -122,6 +125,7 @@ class DeliveryPoller:
     # --- one day -------------------------------------------------------------------
     def poll_day(
         self,
+        scope: SessionScope,
         day: date,
         mode: Mode = Mode.AUTO,
         *,
@@ -130,26 +134,25 @@ class DeliveryPoller:
     ) -> PollStats:
         """Poll the day's open messages once; returns what happened (also in job_runs).
 
+        Commits in transactions of ``scope`` (the run row, each page or chunk of reports,
+        the run's end), never holding a connection during a carrier call.
         ``force`` (operators): every open message is due now, whatever the backoff says.
         One batch per day at a time: the day's lock says a live worker is on it
-        (``repo.running_days``); a duplicate message for a day being polled returns.
+        (``runs.running_days``); a duplicate message for a day being polled returns.
         """
-        with repo.day_lock(get_engine(), day) as held:
+        with runs.day_lock(get_engine(), day) as held:
             if not held:
                 log.info("delivery poll %s: another batch is on this day", day)
                 return PollStats(day=day.isoformat())
-            return self._poll_day_locked(day, mode, triggered_by, force)
+            return self._poll_day_locked(scope, day, mode, triggered_by, force)
 
     def _poll_day_locked(
-        self, day: date, mode: Mode, triggered_by: str, force: bool
+        self, scope: SessionScope, day: date, mode: Mode, triggered_by: str, force: bool
     ) -> PollStats:
         stats = PollStats(day=day.isoformat())
-        with session_scope() as session:
-            tracked = repo.load_day(session, day)
-            run = JobRun(job=JOB, run_key=day.isoformat(), triggered_by=triggered_by)
-            session.add(run)
-            session.flush()
-            run_id, correlation_id = run.id, run.correlation_id
+        with scope() as session:
+            tracked = tracking.load_day(session, day)
+            run_id, correlation_id = runs.start_run(session, day, triggered_by)
         now = self.clock()
         due = [
             t
@@ -164,12 +167,12 @@ class DeliveryPoller:
             mode = Mode.BULK if len(due) > pages else Mode.FETCH
         stats.mode = str(mode)
         try:
-            self._poll(day, mode, tracked, due, stats, correlation_id)
+            self._poll(scope, day, mode, tracked, due, stats, correlation_id)
         except Exception as exc:
             # Not a carrier error (database, bug): the run says so, the actor retries.
-            self._finish(run_id, stats, f"{type(exc).__name__}")
+            self._finish(scope, run_id, stats, f"{type(exc).__name__}")
             raise
-        self._finish(run_id, stats, stats.carrier_error)
+        self._finish(scope, run_id, stats, stats.carrier_error)
         for name, calls in (("list", stats.list_calls), ("fetch", stats.fetch_calls)):
             if calls:
                 DELIVERY_CARRIER_CALLS.labels(name).inc(calls)
@@ -178,10 +181,11 @@ class DeliveryPoller:
 
     def _poll(
         self,
+        scope: SessionScope,
         day: date,
         mode: Mode,
-        tracked: list[repo.Tracked],
-        due: list[repo.Tracked],
+        tracked: list[Tracked],
+        due: list[Tracked],
         stats: PollStats,
         correlation_id: uuid.UUID,
     ) -> None:
@@ -192,14 +196,14 @@ class DeliveryPoller:
             if due:
                 seen: set[str] = set()
                 if mode is Mode.BULK:
-                    seen = self._bulk(day, by_sid, open_sids, stats, correlation_id)
+                    seen = self._bulk(scope, day, by_sid, open_sids, stats, correlation_id)
                 stragglers = [t for t in due if t.sid not in seen]
-                self._fetch(stragglers, stats, correlation_id)
+                self._fetch(scope, stragglers, stats, correlation_id)
                 stats.stragglers_left = max(0, len(stragglers) - cap)
         except CarrierError as exc:
             # Everything settled so far is committed; the next round resumes from there.
             stats.carrier_error = f"{type(exc).__name__}: {exc.code_label}"
-            with session_scope() as session:
+            with scope() as session:
                 record_event(
                     session, "delivery_poll_carrier_error",
                     f"carrier error while polling day {day}: {exc.code_label}; "
@@ -208,16 +212,13 @@ class DeliveryPoller:
                     correlation_id=correlation_id,
                 )  # fmt: skip
             return
-        self._deadline(tracked, stats, correlation_id)
+        self._deadline(scope, tracked, stats, correlation_id)
 
-    def _finish(self, run_id: uuid.UUID, stats: PollStats, error: str | None) -> None:
-        with session_scope() as session:
-            run_row = session.get(JobRun, run_id)
-            assert run_row is not None
-            run_row.stats = stats.as_dict()
-            run_row.status = str(RunStatus.FAILED if error else RunStatus.FINISHED)
-            run_row.error = error
-            run_row.finished_at = utcnow()
+    def _finish(
+        self, scope: SessionScope, run_id: uuid.UUID, stats: PollStats, error: str | None
+    ) -> None:
+        with scope() as session:
+            runs.finish_run(session, run_id, stats.as_dict(), error, utcnow())
 
     # --- carrier passes ----------------------------------------------------------------
     def _wait(self) -> None:
@@ -229,8 +230,9 @@ class DeliveryPoller:
 
     def _bulk(
         self,
+        scope: SessionScope,
         day: date,
-        by_sid: dict[str, repo.Tracked],
+        by_sid: dict[str, Tracked],
         open_sids: set[str],
         stats: PollStats,
         correlation_id: uuid.UUID,
@@ -247,14 +249,18 @@ class DeliveryPoller:
             stats.list_calls += 1
             stats.listed += len(page)
             ours = [m for m in page if m.sid in by_sid]
-            self._apply([(by_sid[m.sid].id, m) for m in ours], stats, correlation_id)
+            self._apply(scope, [(by_sid[m.sid].id, m) for m in ours], stats, correlation_id)
             seen.update(m.sid for m in ours)
             if open_sids <= seen:
                 break  # every open message of the day is answered: no more pages needed
         return seen
 
     def _fetch(
-        self, stragglers: list[repo.Tracked], stats: PollStats, correlation_id: uuid.UUID
+        self,
+        scope: SessionScope,
+        stragglers: list[Tracked],
+        stats: PollStats,
+        correlation_id: uuid.UUID,
     ) -> None:
         buffer: list[tuple[uuid.UUID, CarrierMessage]] = []
         try:
@@ -271,14 +277,15 @@ class DeliveryPoller:
                 stats.fetch_calls += 1
                 buffer.append((tracked.id, message))
                 if len(buffer) >= APPLY_CHUNK:
-                    self._apply(buffer, stats, correlation_id)
+                    self._apply(scope, buffer, stats, correlation_id)
                     buffer = []
         finally:
-            self._apply(buffer, stats, correlation_id)  # keep what was fetched
+            self._apply(scope, buffer, stats, correlation_id)  # keep what was fetched
 
     # --- recording ---------------------------------------------------------------------
     def _apply(
         self,
+        scope: SessionScope,
         answers: list[tuple[uuid.UUID, CarrierMessage]],
         stats: PollStats,
         correlation_id: uuid.UUID,
@@ -293,14 +300,18 @@ class DeliveryPoller:
                 if mapped.status is DeliveryState.DELIVERED
                 else None
             )
-            reports.append(repo.Report(nid, mapped, delivered_at))
-        self._record(reports, stats, correlation_id)
+            reports.append(Report(nid, mapped, delivered_at))
+        self._record(scope, reports, stats, correlation_id)
 
     def _record(
-        self, reports: list[repo.Report], stats: PollStats, correlation_id: uuid.UUID
+        self,
+        scope: SessionScope,
+        reports: list[Report],
+        stats: PollStats,
+        correlation_id: uuid.UUID,
     ) -> None:
-        with session_scope() as session:
-            result = repo.apply_reports(session, reports, self.clock())
+        with scope() as session:
+            result = history.apply_reports(session, reports, self.clock())
             unknown = [(nid, m) for nid, m in result.inserted if not m.known]
             for nid, m in unknown:
                 record_event(
@@ -312,7 +323,7 @@ class DeliveryPoller:
                     correlation_id=correlation_id,
                 )  # fmt: skip
             contradictions = result.contradictions or []
-            known = repo.already_reported(
+            known = history.already_reported(
                 session,
                 "delivery_contradicting_report",
                 [c["notification_id"] for c in contradictions],
@@ -338,7 +349,8 @@ class DeliveryPoller:
 
     def _deadline(
         self,
-        tracked: list[repo.Tracked],
+        scope: SessionScope,
+        tracked: list[Tracked],
         stats: PollStats,
         correlation_id: uuid.UUID,
     ) -> None:
@@ -357,9 +369,9 @@ class DeliveryPoller:
             last = t.carrier_status or "none"
             reason = DEADLINE_REASON.format(hours=hours, carrier_status=last)[:255]
             mapped = Mapped(DeliveryState.UNKNOWN, True, last[:50], None, reason, known=True)
-            reports.append(repo.Report(t.id, mapped, None, deadline=True))
+            reports.append(Report(t.id, mapped, None, deadline=True))
         before = stats.changed
         for i in range(0, len(reports), APPLY_CHUNK):
-            self._record(reports[i : i + APPLY_CHUNK], stats, correlation_id)
+            self._record(scope, reports[i : i + APPLY_CHUNK], stats, correlation_id)
         stats.deadline_finals = stats.changed - before
         stats.matched -= len(reports)  # verdicts are not carrier reports

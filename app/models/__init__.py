@@ -4,6 +4,7 @@ from app.db.base import Base
 from app.models.archive import ARCHIVE_TABLES
 from app.models.audit import AuditLog
 from app.models.balance_check import DailyBalanceCheck
+from app.models.callback_receipt import CallbackReceipt
 from app.models.customer import Customer
 from app.models.delivery import DeliveryStatus
 from app.models.job_run import JobRun, JobShard
@@ -26,6 +27,7 @@ __all__ = [
     "SEED_TABLES",
     "AuditLog",
     "Base",
+    "CallbackReceipt",
     "Customer",
     "DailyBalanceCheck",
     "DeliveryStatus",

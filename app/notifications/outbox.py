@@ -14,17 +14,16 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.config import Settings, get_settings
 from app.db.audit import set_audit_context
-from app.models import Customer, JobRun, MonthlyQualification, Notification
+from app.db.session import SessionScope
 from app.models.enums import SubmissionStatus
+from app.months import Month
+from app.notifications import repository as repo
 from app.notifications.segments import analyze
 from app.notifications.templates import Template, get_template
 from app.observability.events import record_event
@@ -34,20 +33,7 @@ JOB = "notifications"
 
 
 class OutboxError(ValueError):
-    """The month cannot be prepared (bad month, not qualified yet, bad template)."""
-
-
-def parse_month(value: str) -> date:
-    """``YYYY-MM`` -> the month's first day."""
-    try:
-        year, month = value.split("-")
-        return date(int(year), int(month), 1)
-    except ValueError:
-        raise OutboxError(f"month must be YYYY-MM, got {value!r}") from None
-
-
-def month_key(month: date) -> str:
-    return f"{month.year:04d}-{month.month:02d}"
+    """The month cannot be prepared (not qualified yet, bad template)."""
 
 
 @dataclass
@@ -99,36 +85,15 @@ class PrepareResult:
 
 def plan_month(
     session: Session,
-    month: date,
+    month: Month,
     template: Template,
     settings: Settings,
     limit: int | None = None,
 ) -> list[Planned]:
     """Render the messages of the month's qualified customers not yet in the outbox."""
-    rows = session.execute(
-        select(
-            MonthlyQualification.id,
-            Customer.id,
-            Customer.first_name,
-            Customer.last_name,
-            Customer.phone_number,
-            Customer.is_active,
-            Customer.anonymised_at,
-            Customer.phone_is_valid_mobile,
-            (Customer.last_verified >= Customer.updated_at).label("verdict_fresh"),
-        )
-        .join(Customer, Customer.id == MonthlyQualification.customer_id)
-        .outerjoin(Notification, Notification.qualification_id == MonthlyQualification.id)
-        .where(
-            MonthlyQualification.qualification_month == month,
-            MonthlyQualification.qualified.is_(True),
-            Notification.id.is_(None),
-        )
-        .order_by(MonthlyQualification.id)
-        .limit(limit)
-    ).all()
     planned: list[Planned] = []
-    for qid, cid, first, last, phone, active, anonymised, valid_mobile, fresh in rows:
+    candidates = repo.unplanned(session, month, limit)
+    for qid, cid, first, last, phone, active, anonymised, valid_mobile, fresh in candidates:
         # The verdict stored with the number is trusted while it is newer than the row
         # (imports write both together); otherwise the number is classified again.
         if fresh and phone:
@@ -160,25 +125,9 @@ def plan_month(
     return planned
 
 
-def _run_for(session: Session, month: date, triggered_by: str) -> JobRun:
-    run = session.scalars(
-        select(JobRun)
-        .where(JobRun.job == JOB, JobRun.run_key == month_key(month))
-        .order_by(JobRun.started_at.desc())
-        .limit(1)
-        .with_for_update()
-    ).first()
-    if run is None:
-        run = JobRun(job=JOB, run_key=month_key(month), triggered_by=triggered_by)
-        session.add(run)
-        session.flush()
-        session.refresh(run)
-    return run
-
-
 def prepare_month(
     session: Session,
-    month: date,
+    month: Month,
     *,
     dry_run: bool = False,
     triggered_by: str = "worker",
@@ -192,30 +141,14 @@ def prepare_month(
     the streaming prepare asks only in its first chunk, before it has queued any itself.
     """
     settings = settings or get_settings()
-    exists = session.scalar(
-        select(MonthlyQualification.id)
-        .where(MonthlyQualification.qualification_month == month)
-        .limit(1)  # without it the driver fetches every id of the month first
-    )
-    if exists is None:
-        raise OutboxError(f"no qualification results for {month_key(month)}: qualify it first")
+    if not repo.has_qualifications(session, month):
+        raise OutboxError(f"no qualification results for {month}: qualify it first")
     template = get_template(settings=settings)
     planned = plan_month(session, month, template, settings, limit)
-    result = PrepareResult(month_key(month), None, None, dry_run)
+    result = PrepareResult(str(month), None, None, dry_run)
     result.planned = len(planned)
     if count_waiting:
-        waiting, waiting_segments = session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(func.coalesce(Notification.segment_count, 1)), 0),
-            )
-            .join(MonthlyQualification, MonthlyQualification.id == Notification.qualification_id)
-            .where(
-                MonthlyQualification.qualification_month == month,
-                Notification.submission_status == SubmissionStatus.QUEUED,
-            )
-        ).one()
-        result.already_queued, result.already_queued_segments = waiting, waiting_segments
+        result.already_queued, result.already_queued_segments = repo.waiting(session, month)
     to_send = [p for p in planned if p.skip_reason is None]
     result.queued = len(to_send)
     result.segments = sum(p.segments for p in to_send)
@@ -224,7 +157,7 @@ def prepare_month(
     if dry_run:
         return result
 
-    run = _run_for(session, month, triggered_by)
+    run = repo.locked_run(session, JOB, str(month), triggered_by)
     result.run_id, result.correlation_id = run.id, run.correlation_id
     # The audit trigger reads the transaction's correlation id (rows carry it too).
     set_audit_context(session, run.correlation_id)
@@ -236,23 +169,14 @@ def prepare_month(
     for p in planned:
         if p.skip_reason:
             values.append(_row(p, run.correlation_id, None))
-    if values:
-        # executemany with RETURNING: SQLAlchemy sends it as pages of multi-row INSERTs
-        # ("insertmanyvalues"), neither row by row nor as one giant compiled statement.
-        table = cast(Table, Notification.__table__)
-        session.connection().execute(
-            insert(table)
-            .on_conflict_do_nothing(index_elements=["qualification_id"])
-            .returning(table.c.id),
-            values,
-        )
+    repo.insert_outbox(session, values)
     result.batches = batch_ids
     stats = dict(run.stats or {})
     for key in ("queued", "segments"):
         stats[key] = int(stats.get(key, 0)) + getattr(result, key)
     for reason, n in result.skipped.items():
         stats[f"skipped_{reason}"] = int(stats.get(f"skipped_{reason}", 0)) + n
-    session.execute(update(JobRun).where(JobRun.id == run.id).values(stats=stats))
+    repo.set_run_stats(session, run.id, stats)
     if result.skipped:
         record_event(
             session,
@@ -280,42 +204,30 @@ def _row(p: Planned, correlation_id: uuid.UUID, batch_id: uuid.UUID | None) -> d
     }
 
 
-def queued_batches(session: Session, month: date | None = None) -> list[uuid.UUID]:
-    """Batch ids that still have Queued rows (of one month, or of all)."""
-    query = select(Notification.batch_id).where(
-        Notification.submission_status == SubmissionStatus.QUEUED,
-        Notification.batch_id.is_not(None),
-    )
-    if month is not None:
-        query = query.join(
-            MonthlyQualification, MonthlyQualification.id == Notification.qualification_id
-        ).where(MonthlyQualification.qualification_month == month)
-    return [b for (b,) in session.execute(query.distinct()).all() if b is not None]
-
-
 def prepare_streaming(
-    month: date,
+    scope: SessionScope,
+    month: Month,
     on_batches: Callable[[list[uuid.UUID]], None],
     *,
     chunk_rows: int | None = None,
     triggered_by: str = "worker",
     settings: Settings | None = None,
 ) -> PrepareResult:
-    """Prepare the month chunk by chunk, one transaction each, handing every chunk's new
-    batches to ``on_batches`` right after its commit, so sending overlaps preparing.
+    """Prepare the month chunk by chunk, one transaction of ``scope`` each, handing every
+    chunk's new batches to ``on_batches`` right after its commit, so sending overlaps
+    preparing.
 
-    A top-level operation (it opens its own transactions). Safe to run again or
+    Commits once per chunk, so it is handed a ``SessionScope`` (production passes
+    ``app.db.session.session_scope``) rather than a session. Safe to run again or
     concurrently: every chunk's insert is ON CONFLICT DO NOTHING, and a chunk only plans
     qualifications that have no outbox row yet.
     """
-    from app.db.session import session_scope  # top-level only: services never commit
-
     settings = settings or get_settings()
     chunk_rows = chunk_rows or max(settings.sms_batch_size, 20 * settings.sms_batch_size)
     total = PrepareResult("", None, None, False)
     first = True
     while True:
-        with session_scope() as session:
+        with scope() as session:
             part = prepare_month(
                 session,
                 month,

@@ -16,15 +16,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text, update
-from sqlalchemy.orm import Session
-
 from app.config import Settings, get_settings
-from app.db.session import session_scope
-from app.models import Notification
+from app.db.session import SessionScope
 from app.models.enums import SubmissionStatus
 from app.notifications.carrier import CarrierClient, CarrierError
-from app.notifications.sending import Claimed, SendResult, record, utcnow
+from app.notifications.repository import stale_queued_batches, stuck_sending
+from app.notifications.sending import SendResult, record, utcnow
 from app.notifications.window import SendWindow
 from app.observability.events import record_event
 from app.observability.metrics import RECONCILER_ACTIONS
@@ -50,50 +47,8 @@ class ReconcileResult:
         }
 
 
-def stuck_sending(
-    session: Session, older_than: datetime, limit: int
-) -> list[tuple[Claimed, uuid.UUID | None]]:  # noqa: E501
-    rows = session.execute(
-        select(
-            Notification.id,
-            Notification.phone_number,
-            Notification.sms_content,
-            Notification.segment_count,
-            Notification.claimed_at,
-            Notification.retry_count,
-            Notification.batch_id,
-        )
-        .where(
-            Notification.submission_status == SubmissionStatus.SENDING,
-            Notification.claimed_at < older_than,
-        )
-        .order_by(Notification.claimed_at)
-        .limit(limit)
-    ).all()
-    # claimed_at is never NULL in 'Sending' here: the WHERE compares it.
-    return [(Claimed(r[0], r[1], r[2], r[3] or 1, r[4], r[5] or 0), r[6]) for r in rows if r[4]]
-
-
-def stale_queued_batches(session: Session, older_than: datetime) -> set[uuid.UUID]:
-    """Batches with Queued rows nobody touched since ``older_than``; touches them.
-
-    Touching ``updated_at`` (not audited: nothing else changes) makes the next round
-    wait a full period again instead of re-enqueueing the same batch every time.
-    """
-    batches = (
-        update(Notification)
-        .where(
-            Notification.submission_status == SubmissionStatus.QUEUED,
-            Notification.updated_at < older_than,
-            Notification.batch_id.is_not(None),
-        )
-        .values(updated_at=text("LOCALTIMESTAMP"))
-        .returning(Notification.batch_id)
-    )
-    return {b for (b,) in session.execute(batches).all() if b is not None}
-
-
 def reconcile_outbox(
+    scope: SessionScope,
     carrier: CarrierClient,
     *,
     settings: Settings | None = None,
@@ -101,12 +56,14 @@ def reconcile_outbox(
     window: SendWindow | None = None,
     limit: int = 1000,
 ) -> ReconcileResult:
-    """One reconciler round. Opens its own transactions; carrier calls happen between them."""
+    """One reconciler round, in two transactions of ``scope`` with the carrier calls between
+    them (no connection is held while the carrier is asked), so it is handed a
+    ``SessionScope`` (production passes ``app.db.session.session_scope``)."""
     settings = settings or get_settings()
     now = now or utcnow()
     result = ReconcileResult()
     sending_cutoff = now - timedelta(seconds=settings.sms_reconcile_sending_after_seconds)
-    with session_scope() as session:
+    with scope() as session:
         stuck = stuck_sending(session, sending_cutoff, limit)
     results: list[SendResult] = []
     for claimed, batch_id in stuck:
@@ -133,7 +90,7 @@ def reconcile_outbox(
                 result.batches.add(batch_id)
 
     window = window or SendWindow.from_settings(settings)
-    with session_scope() as session:
+    with scope() as session:
         record(session, results)
         if window.is_open(now):
             queued_cutoff = now - timedelta(seconds=settings.sms_reconcile_queued_after_seconds)

@@ -16,16 +16,20 @@ with this body to this number since the claim; if none is found the row stays in
 queue. A transient refusal (429, 21611, connection refused) stops the batch and asks
 the caller to come back after a backoff; rows claimed but not attempted are released.
 
-``PN_FAULT_POINT`` (tests only) kills the process with SIGKILL at a named step.
+Every send runs in transactions of the ``SessionScope`` it is handed (the claim, the
+renewal of an old claim, the record of a chunk's outcomes each commit on their own), so
+the caller at the top passes ``app.db.session.session_scope`` rather than a session.
+
+``checkpoint(name)`` is called at the named steps of ``CHECKPOINTS``; it does nothing in
+production. The crash tests replace it (``app.devtools.faults``, PN_FAULT_POINT) to kill
+the process there.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import random
-import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -33,11 +37,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.config import Settings, get_settings
-from app.db.session import session_scope
+from app.db.session import SessionScope
 from app.models.enums import SubmissionStatus
 from app.notifications.carrier import (
     AmbiguousCarrierError,
@@ -46,6 +49,7 @@ from app.notifications.carrier import (
     PermanentCarrierError,
     TransientCarrierError,
 )
+from app.notifications.repository import Claimed, claim_chunk, record_outcomes, renew_claim
 from app.notifications.window import SendWindow
 from app.observability.events import record_event
 from app.observability.metrics import RATE_LIMIT_WAITS, SMS_SEGMENTS, SMS_SUBMISSIONS
@@ -53,27 +57,22 @@ from app.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-FAULT_POINTS = ("before_claim", "after_claim", "after_carrier_accept", "before_commit")
+# The steps of a send where a worker may die: each leaves different evidence behind (a
+# Queued row, a claimed row, a message at the carrier but not recorded, ...).
+CHECKPOINTS = ("before_claim", "after_claim", "after_carrier_accept", "before_commit")
 
 
-def fault_point(name: str) -> None:
-    """Test-only crash injection: SIGKILL this process when PN_FAULT_POINT names ``name``."""
-    if os.environ.get("PN_FAULT_POINT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+def _pass(name: str) -> None:
+    """Production's checkpoint: nothing happens at a step."""
+
+
+# Looked up at every step (a module global, not bound at import), so a tool imported
+# later can replace it: app.devtools.faults does, for the crash tests.
+checkpoint: Callable[[str], None] = _pass
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-@dataclass(frozen=True)
-class Claimed:
-    id: uuid.UUID
-    phone_number: str
-    body: str
-    segments: int
-    claimed_at: datetime
-    retry_count: int
 
 
 @dataclass
@@ -115,51 +114,7 @@ class SendResult:
         }
 
 
-# --- the two transactions ---------------------------------------------------------------
-
-CLAIM_SQL = text("""
-WITH c AS (
-    SELECT id FROM notifications
-    WHERE batch_id = :batch_id AND submission_status = 'Queued'
-    ORDER BY id LIMIT :n
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE notifications n
-SET submission_status = 'Sending', claimed_at = LOCALTIMESTAMP, updated_at = LOCALTIMESTAMP
-FROM c WHERE n.id = c.id AND n.submission_status = 'Queued'
-RETURNING n.id, n.phone_number, n.sms_content, n.segment_count, n.claimed_at, n.retry_count
-""")
-
-RECORD_SQL = text("""
-UPDATE notifications n SET
-    submission_status = v.status,
-    carrier_reference_id = COALESCE(v.sid, n.carrier_reference_id),
-    submission_timestamp = COALESCE(v.submitted_at, n.submission_timestamp),
-    error_code = v.error_code,
-    status_reason = v.reason,
-    retry_count = COALESCE(n.retry_count, 0) + v.inc,
-    claimed_at = CASE WHEN v.status = 'Queued' THEN NULL ELSE n.claimed_at END,
-    updated_at = LOCALTIMESTAMP
-FROM jsonb_to_recordset(CAST(:payload AS jsonb)) AS v(
-    id uuid, claimed_at timestamp, status text, sid text, submitted_at timestamp,
-    error_code text, reason text, inc int)
-WHERE n.id = v.id AND n.submission_status = 'Sending' AND n.claimed_at = v.claimed_at
-RETURNING n.id
-""")
-
-
-# Renews a claim right before its carrier call (see Sender._fresh_claim); guarded like
-# RECORD_SQL, so a row the reconciler took back is never sent by this worker too.
-REFRESH_SQL = text("""
-UPDATE notifications SET claimed_at = LOCALTIMESTAMP
-WHERE id = :id AND submission_status = 'Sending' AND claimed_at = :claimed_at
-RETURNING claimed_at
-""")
-
-
-def claim_chunk(session: Session, batch_id: uuid.UUID, n: int) -> list[Claimed]:
-    rows = session.execute(CLAIM_SQL, {"batch_id": batch_id, "n": n}).all()
-    return [Claimed(r[0], r[1], r[2], r[3] or 1, r[4], r[5] or 0) for r in rows]
+# --- recording outcomes ---------------------------------------------------------------
 
 
 def record(session: Session, results: list[SendResult]) -> int:
@@ -171,8 +126,7 @@ def record(session: Session, results: list[SendResult]) -> int:
     """
     if not results:
         return 0
-    payload = json.dumps([r.as_json() for r in results])
-    written = {row[0] for row in session.execute(RECORD_SQL, {"payload": payload})}
+    written = record_outcomes(session, json.dumps([r.as_json() for r in results]))
     lost = [r for r in results if r.claimed.id not in written]
     if lost:
         record_event(
@@ -203,8 +157,12 @@ class Sender:
         self.clock = clock
         self._warm = False
 
-    def send_batch(self, batch_id: uuid.UUID) -> BatchOutcome:
-        """Send what is Queued in the batch, chunk by chunk, until done or deferred."""
+    def send_batch(self, scope: SessionScope, batch_id: uuid.UUID) -> BatchOutcome:
+        """Send what is Queued in the batch, chunk by chunk, until done or deferred.
+
+        Opens its own transactions from ``scope`` (the claim of a chunk, the record of its
+        outcomes: the connection goes back to the pool during the carrier calls).
+        """
         deadline = time.monotonic() + self.settings.sms_batch_time_budget_seconds
         outcome = BatchOutcome()
         while True:
@@ -216,19 +174,19 @@ class Sender:
             if time.monotonic() >= deadline:
                 outcome.defer_seconds = 0.0
                 return outcome
-            fault_point("before_claim")
-            with session_scope() as session:
+            checkpoint("before_claim")
+            with scope() as session:
                 claimed = claim_chunk(session, batch_id, self.settings.sms_claim_chunk)
             if not claimed:
                 return outcome
-            fault_point("after_claim")
+            checkpoint("after_claim")
             if not self._warm and self.limiter is not None:
                 self.carrier.warm_up()
                 self._warm = True
-            results, chunk = self._send_chunk(claimed, deadline)
-            with session_scope() as session:
+            results, chunk = self._send_chunk(scope, claimed, deadline)
+            with scope() as session:
                 chunk.conflicts += record(session, results)
-                fault_point("before_commit")
+                checkpoint("before_commit")
             outcome.add(chunk)
             if chunk.defer_seconds is not None:
                 outcome.defer_seconds = chunk.defer_seconds
@@ -236,7 +194,7 @@ class Sender:
                 return outcome
 
     def _send_chunk(
-        self, claimed: list[Claimed], deadline: float
+        self, scope: SessionScope, claimed: list[Claimed], deadline: float
     ) -> tuple[list[SendResult], BatchOutcome]:
         results: list[SendResult] = []
         outcome = BatchOutcome()
@@ -250,7 +208,7 @@ class Sender:
                 # Not attempted: back to the queue, no retry counted.
                 results += [SendResult(m, SubmissionStatus.QUEUED) for m in claimed[i:]]
                 break
-            fresh = self._fresh_claim(msg)
+            fresh = self._fresh_claim(scope, msg)
             if fresh is None:  # the reconciler took it back meanwhile: not ours to send
                 outcome.conflicts += 1
                 continue
@@ -263,7 +221,7 @@ class Sender:
                 break
         return results, outcome
 
-    def _fresh_claim(self, msg: Claimed) -> Claimed | None:
+    def _fresh_claim(self, scope: SessionScope, msg: Claimed) -> Claimed | None:
         """The claim, renewed if it has aged past half the reconciler's delay; None if lost.
 
         Rows of a chunk wait their turn behind the rate limiter and the carrier's
@@ -278,10 +236,8 @@ class Sender:
         half = self.settings.sms_reconcile_sending_after_seconds / 2
         if (utcnow() - msg.claimed_at).total_seconds() < half:
             return msg
-        with session_scope() as session:
-            renewed = session.execute(
-                REFRESH_SQL, {"id": msg.id, "claimed_at": msg.claimed_at}
-            ).scalar_one_or_none()
+        with scope() as session:
+            renewed = renew_claim(session, msg)
         return None if renewed is None else replace(msg, claimed_at=renewed)
 
     def _send_one(self, msg: Claimed) -> SendResult:
@@ -293,7 +249,7 @@ class Sender:
                 status_callback=s.sms_status_callback_url,
                 validity_period=s.sms_validity_period_seconds,
             )
-            fault_point("after_carrier_accept")
+            checkpoint("after_carrier_accept")
             return SendResult(msg, SubmissionStatus.SUBMITTED, sid=sent.sid, submitted_at=utcnow())
         except PermanentCarrierError as exc:
             return SendResult(

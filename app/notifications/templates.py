@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from datetime import date
 
 from app.config import Settings, get_settings
+from app.months import Month
 from app.notifications.segments import SegmentInfo, analyze
 
 SAFE_FIELDS = frozenset({"first_name", "last_name", "month_name"})
@@ -75,7 +75,7 @@ class Template:
         except ValueError as exc:
             raise TemplateError(f"template {self.name!r}: {exc}") from None
 
-    def render(self, *, first_name: str, last_name: str, month: date) -> str:
+    def render(self, *, first_name: str, last_name: str, month: Month) -> str:
         return self.text.format(
             first_name=_clean(first_name),
             last_name=_clean(last_name),

@@ -149,3 +149,22 @@ RETENTION_ROWS = Counter(
     "Rows the retention job moved to archive tables or deleted, by table and action.",
     ["table", "action"],
 )
+
+# --- status callbacks (issue 19: app/callbacks) ------------------------------------------
+CALLBACK_REQUESTS = Counter(
+    "pn_callback_requests_total",
+    "Requests to the callback receiver, by endpoint (status, inbound, other) and answer "
+    "(accepted, forbidden, too_large, rate_limited, bad_request, unavailable, error).",
+    ["endpoint", "answer"],
+)
+CALLBACK_RECEIPTS = Counter(
+    "pn_callback_receipts_total",
+    "Stored callback receipts, by kind (status, inbound) and what applying them did.",
+    ["kind", "outcome"],
+)
+CALLBACK_SECONDS = Histogram(
+    "pn_callback_request_seconds",
+    "Time from a callback's arrival to its answer (signature, storing, applying).",
+    ["endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import get_settings
+from app.db.session import session_scope
 from app.delivery.polling import Mode
 from app.devtools.simulators.carrier import SimulatorThread
 from app.models import JobRun
@@ -24,7 +25,7 @@ def test_status_progression_builds_history_and_stops_at_final(
     session.commit()
 
     clock.advance(minutes=1, seconds=1)
-    stats = p.poll_day(clock.sent_day)
+    stats = p.poll_day(session_scope, clock.sent_day)
     assert (stats.mode, stats.due, stats.fetch_calls, stats.changed) == ("fetch", 1, 1, 1)
     rows = history(session, n.id)
     assert [(r.status, r.carrier_status, r.final_status, r.attempts) for r in rows] == [
@@ -33,14 +34,14 @@ def test_status_progression_builds_history_and_stops_at_final(
 
     # No change: the latest row is touched, no new row; not due again before 2 minutes.
     clock.advance(minutes=2, seconds=1)
-    p.poll_day(clock.sent_day)
+    p.poll_day(session_scope, clock.sent_day)
     rows = history(session, n.id)
     assert [(r.status, r.attempts) for r in rows] == [("Pending", 2)]
     assert rows[0].last_check_timestamp == clock.now
 
     sim.state.force(n.carrier_reference_id, "delivered")
     clock.advance(minutes=5, seconds=1)
-    p.poll_day(clock.sent_day)
+    p.poll_day(session_scope, clock.sent_day)
     rows = history(session, n.id)
     assert [(r.status, r.carrier_status, r.final_status, r.attempts) for r in rows] == [
         ("Pending", "sent", False, 2),
@@ -67,7 +68,7 @@ def test_bulk_pass_pages_through_the_list_and_settles_every_sid(
     sim.state.force(failing.carrier_reference_id, "undelivered", 30003)
     clock = Clock()
     clock.advance(minutes=2)
-    stats = poller(sim, clock).poll_day(clock.sent_day, Mode.BULK)
+    stats = poller(sim, clock).poll_day(session_scope, clock.sent_day, Mode.BULK)
     # 8 messages, 2 per page: 4 list calls, no fetch.
     assert (stats.list_calls, stats.fetch_calls, stats.matched, stats.finals) == (4, 0, 8, 8)
     assert stats.by_status == {"Delivered": 6, "Failed": 1, "Undeliverable": 1}
@@ -81,7 +82,7 @@ def test_auto_mode_lists_when_that_is_cheaper(session: Session, sim: SimulatorTh
     submitted(session, sim, 6)
     clock = Clock()
     clock.advance(minutes=2)
-    stats = poller(sim, clock).poll_day(clock.sent_day)
+    stats = poller(sim, clock).poll_day(session_scope, clock.sent_day)
     # 6 due, the day lists in 3 pages: listing wins over 6 fetches.
     assert (stats.mode, stats.list_calls, stats.fetch_calls, stats.changed) == ("bulk", 3, 0, 6)
 
@@ -94,7 +95,7 @@ def test_stragglers_missing_from_the_list_are_fetched(
     sim.state.force(rows[0].carrier_reference_id, "queued")
     clock = Clock()
     clock.advance(minutes=2)
-    stats = poller(sim, clock).poll_day(clock.sent_day, Mode.BULK)
+    stats = poller(sim, clock).poll_day(session_scope, clock.sent_day, Mode.BULK)
     assert stats.list_calls == 1 and stats.fetch_calls == 1  # 2 listed: one page
     assert history(session, rows[0].id)[-1].carrier_status == "queued"
     assert all(history(session, n.id)[-1].carrier_status == "sent" for n in rows[1:])
@@ -109,11 +110,11 @@ def test_contradicting_late_report_is_an_event_not_applied(
     clock = Clock()
     clock.advance(minutes=2)
     p = poller(sim, clock)
-    p.poll_day(clock.sent_day, Mode.BULK)
+    p.poll_day(session_scope, clock.sent_day, Mode.BULK)
     sim.state.force(n.carrier_reference_id, "undelivered", 30005)
     for _ in range(2):  # seen twice: one event
         clock.advance(minutes=10)
-        stats = p.poll_day(clock.sent_day, Mode.BULK)
+        stats = p.poll_day(session_scope, clock.sent_day, Mode.BULK)
     assert stats.contradictions == 1
     assert [r.status for r in history(session, n.id)] == ["Delivered"]
     (event,) = events(session, "delivery_contradicting_report")
@@ -130,7 +131,7 @@ def test_unknown_status_is_recorded_raised_and_polled_again(
     clock = Clock()
     clock.advance(minutes=2)
     p = poller(sim, clock)
-    stats = p.poll_day(clock.sent_day)
+    stats = p.poll_day(session_scope, clock.sent_day)
     assert stats.unknown_statuses == 1
     (row,) = history(session, n.id)
     assert (row.status, row.carrier_status, row.final_status) == (
@@ -142,7 +143,7 @@ def test_unknown_status_is_recorded_raised_and_polled_again(
     assert event.severity == "WARNING"
     sim.state.force(n.carrier_reference_id, "delivered")
     clock.advance(minutes=3)
-    p.poll_day(clock.sent_day)
+    p.poll_day(session_scope, clock.sent_day)
     assert [r.status for r in history(session, n.id)] == ["Unknown", "Delivered"]
 
 
@@ -152,12 +153,12 @@ def test_deadline_gives_a_final_unknown_outcome(session: Session, sim: Simulator
     clock = Clock()
     clock.advance(minutes=2)
     p = poller(sim, clock)
-    p.poll_day(clock.sent_day)
+    p.poll_day(session_scope, clock.sent_day)
     clock.advance(hours=72)
     session.expire_all()
     (due,) = p.due_days(session)  # past the deadline: due whatever the backoff says
     session.commit()
-    stats = p.poll_day(due.day)
+    stats = p.poll_day(session_scope, due.day)
     assert stats.deadline_finals == 1
     last = history(session, rows[0].id)[-1]
     assert (last.status, last.final_status, last.carrier_status) == ("Unknown", True, "sent")
@@ -179,7 +180,7 @@ def test_outage_during_the_list_loses_nothing_and_the_next_poll_resumes(
     clock = Clock()
     clock.advance(minutes=2)
     p = poller(sim, clock)
-    stats = p.poll_day(clock.sent_day, Mode.BULK)
+    stats = p.poll_day(session_scope, clock.sent_day, Mode.BULK)
     assert stats.carrier_error is not None and stats.changed == 2
     assert stats.deadline_finals == 0
     (event,) = events(session, "delivery_poll_carrier_error")
@@ -190,7 +191,7 @@ def test_outage_during_the_list_loses_nothing_and_the_next_poll_resumes(
 
     sim.state.config.outage = False
     clock.advance(minutes=1)
-    stats = p.poll_day(clock.sent_day, Mode.BULK)
+    stats = p.poll_day(session_scope, clock.sent_day, Mode.BULK)
     assert stats.carrier_error is None and stats.changed == 4
     assert all([r.status for r in history(session, n.id)] == ["Delivered"] for n in rows)
 
@@ -206,7 +207,7 @@ def test_straggler_fetches_are_capped_per_round(
     clock = Clock()
     clock.advance(minutes=2)
     p = poller(sim, clock)
-    stats = p.poll_day(clock.sent_day, Mode.BULK)
+    stats = p.poll_day(session_scope, clock.sent_day, Mode.BULK)
     assert (stats.list_calls, stats.fetch_calls, stats.stragglers_left) == (1, 1, 2)
     clock.advance(seconds=1)
     session.expire_all()

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from app.cli.common import UserError
 from app.cli.main import cli
 from app.config import get_settings
+from app.db.session import session_scope
 from app.delivery.polling import Mode
 from app.devtools.simulators.carrier import SimulatorThread
 from app.models import DeliveryStatus, JobRun
@@ -77,7 +78,7 @@ def test_carrier_reads_go_through_the_shared_redis_limiter(
     submitted(session, sim, 5)
     clock = Clock()
     clock.advance(minutes=2)
-    stats = poller(sim, clock, limiter).poll_day(clock.sent_day, Mode.BULK)
+    stats = poller(sim, clock, limiter).poll_day(session_scope, clock.sent_day, Mode.BULK)
     assert stats.calls == 3
     # One grant per carrier call in the limiter's sliding log (Redis's own clock).
     assert redis_client.zcard(CARRIER_READS_KEY) == 3
@@ -133,7 +134,7 @@ def test_poll_skips_a_day_whose_batch_is_still_running(
     day = rows[0].submission_timestamp.date().isoformat()
     session.add(JobRun(job="delivery_poll", run_key=day))  # a worker is on it ...
     session.commit()
-    from app.delivery.repository import day_lock
+    from app.delivery.repository.runs import day_lock
 
     with day_lock(session.get_bind(), date.fromisoformat(day)) as held:  # ... and alive
         assert held

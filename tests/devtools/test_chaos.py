@@ -54,10 +54,11 @@ class _ReconcilerStrikesWhileWaiting:
             self.done = True
             import time
 
+            from app.db.session import session_scope
             from app.notifications.reconcile import reconcile_outbox
 
             time.sleep(self.delay)
-            self.requeued = reconcile_outbox(self.carrier).requeued  # type: ignore[arg-type]
+            self.requeued = reconcile_outbox(session_scope, self.carrier).requeued  # type: ignore[arg-type]
         return 0.0
 
 
@@ -66,6 +67,7 @@ def test_a_row_the_reconciler_took_back_is_not_sent_twice(
 ) -> None:
     from app.config import get_settings
     from app.db.session import session_scope
+    from app.months import Month
     from app.notifications.outbox import prepare_month
     from app.notifications.sending import Sender
     from tests.support.carrier import MONTH, client_for, outbox, qualified_customers
@@ -75,9 +77,9 @@ def test_a_row_the_reconciler_took_back_is_not_sent_twice(
     get_settings.cache_clear()
     [phone] = qualified_customers(session, 1)  # type: ignore[arg-type]
     with session_scope() as s:
-        [batch] = prepare_month(s, MONTH).batches
+        [batch] = prepare_month(s, Month.of(MONTH)).batches
     limiter = _ReconcilerStrikesWhileWaiting(client_for(sms_env), delay=1.3)  # type: ignore[arg-type]
-    outcome = Sender(client_for(sms_env), limiter).send_batch(batch)  # type: ignore[arg-type]
+    outcome = Sender(client_for(sms_env), limiter).send_batch(session_scope, batch)  # type: ignore[arg-type]
     # The reconciler found nothing at the carrier and queued the row again; the waiting
     # worker did not send its stale claim, then claimed the queued row afresh and sent
     # it: one message (without the renewed claim: two).

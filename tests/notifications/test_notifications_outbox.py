@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from app.cli.main import cli
 from app.db.session import session_scope
 from app.models import AuditLog, Customer, JobRun
+from app.months import Month
 from app.notifications.outbox import OutboxError, prepare_month
 from app.notifications.segments import analyze
 from tests.support.carrier import MONTH, outbox, qualified_customers
@@ -34,7 +35,7 @@ def test_prepare_inserts_one_queued_row_per_qualified_customer(
     session.commit()
 
     with session_scope() as s:
-        result = prepare_month(s, MONTH, triggered_by="test")
+        result = prepare_month(s, Month.of(MONTH), triggered_by="test")
     rows = outbox(session)
     assert result.queued == 5 and len(rows) == 5
     assert {r.submission_status for r in rows} == {"Queued"}
@@ -46,7 +47,7 @@ def test_prepare_inserts_one_queued_row_per_qualified_customer(
 
     # Re-running adds nothing.
     with session_scope() as s:
-        again = prepare_month(s, MONTH, triggered_by="test")
+        again = prepare_month(s, Month.of(MONTH), triggered_by="test")
     assert again.queued == 0 and again.already_queued == 5 and len(outbox(session)) == 5
 
 
@@ -59,7 +60,7 @@ def test_batches_follow_batch_size(
     get_settings.cache_clear()
     qualified_customers(session, 5)
     with session_scope() as s:
-        result = prepare_month(s, MONTH)
+        result = prepare_month(s, Month.of(MONTH))
     assert len(result.batches) == 3
     sizes = sorted(sum(1 for r in outbox(session) if r.batch_id == b) for b in result.batches)
     assert sizes == [1, 2, 2]
@@ -76,7 +77,7 @@ def test_changed_customers_are_skipped_with_a_reason(session: Session, sms_env: 
     session.commit()
 
     with session_scope() as s:
-        result = prepare_month(s, MONTH)
+        result = prepare_month(s, Month.of(MONTH))
     assert result.queued == 1
     assert result.skipped == {"INACTIVE": 1, "INVALID_PHONE": 1, "TOO_MANY_SEGMENTS": 1}
     reasons = {r.customer_id: r.status_reason for r in outbox(session) if r.status_reason}
@@ -93,7 +94,7 @@ def test_audit_rows_carry_the_run_correlation_and_no_personal_data(
 ) -> None:
     phones = qualified_customers(session, 2)
     with session_scope() as s:
-        result = prepare_month(s, MONTH)
+        result = prepare_month(s, Month.of(MONTH))
     audits = session.scalars(select(AuditLog).where(AuditLog.entity_type == "Notification")).all()
     assert len(audits) == 2
     assert {a.correlation_id for a in audits} == {result.correlation_id}
@@ -107,7 +108,7 @@ def test_audit_rows_carry_the_run_correlation_and_no_personal_data(
 
 def test_month_without_qualification_is_refused(session: Session, sms_env: object) -> None:
     with session_scope() as s, pytest.raises(OutboxError, match="qualify it first"):
-        prepare_month(s, MONTH)
+        prepare_month(s, Month.of(MONTH))
 
 
 def test_dry_run_reports_cost_and_writes_nothing(session: Session, sms_env: object) -> None:

@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from app.db.session import session_scope
 from app.models import Notification
+from app.months import Month
 from app.notifications.outbox import prepare_streaming
 from tests.support.carrier import MONTH, outbox, qualified_customers
 from tests.support.factories import create_customer, create_qualification
@@ -38,7 +40,9 @@ def test_chunks_commit_before_their_batches_are_handed_over(
             )
         handed.append(batches)
 
-    result = prepare_streaming(MONTH, on_batches, chunk_rows=3, triggered_by="test")
+    result = prepare_streaming(
+        session_scope, Month.of(MONTH), on_batches, chunk_rows=3, triggered_by="test"
+    )
 
     rows = outbox(session)
     assert len(rows) == 8  # 7 queued + 1 skipped (inactive)
@@ -53,7 +57,9 @@ def test_chunks_commit_before_their_batches_are_handed_over(
     ).scalar_one()
     assert stats["queued"] == 7
 
-    again = prepare_streaming(MONTH, on_batches, chunk_rows=3, triggered_by="test")
+    again = prepare_streaming(
+        session_scope, Month.of(MONTH), on_batches, chunk_rows=3, triggered_by="test"
+    )
     assert again.queued == 0 and again.planned == 0
     assert again.already_queued == 7  # still waiting from the first prepare
     assert len(outbox(session)) == 8

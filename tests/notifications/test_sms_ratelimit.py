@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.config import PROJECT_ROOT, get_settings
 from app.db.session import session_scope
 from app.devtools.simulators.carrier import SimulatorThread, max_in_any_second
+from app.months import Month
 from app.notifications.outbox import prepare_month
 from app.notifications.sending import Sender
 from app.ratelimit import LocalRateLimiter, RedisRateLimiter
@@ -79,14 +80,14 @@ def test_threads_sharing_the_redis_limiter_never_exceed_it(
     get_settings.cache_clear()
     total = _customers(session, 40)  # 60 segments: about two seconds at 30/s
     with session_scope() as s:
-        batches = prepare_month(s, MONTH).batches
+        batches = prepare_month(s, Month.of(MONTH)).batches
     limiter = sms_segments(client=redis_client)
     assert isinstance(limiter, RedisRateLimiter)
 
     def work(mine: list) -> None:  # type: ignore[type-arg]
         sender = Sender(client_for(sms_env), limiter)
         for batch in mine:
-            assert sender.send_batch(batch).defer_seconds is None
+            assert sender.send_batch(session_scope, batch).defer_seconds is None
 
     started = time.monotonic()
     threads = [threading.Thread(target=work, args=(batches[i::4],)) for i in range(4)]
@@ -132,7 +133,7 @@ def test_two_dramatiq_worker_processes_never_exceed_the_limit(
     get_settings.cache_clear()
     try:
         with session_scope() as s:
-            batches = prepare_month(s, MONTH).batches
+            batches = prepare_month(s, Month.of(MONTH)).batches
     finally:
         os.environ.pop("SMS_BATCH_SIZE")
         get_settings.cache_clear()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 
 import pytest
 from hypothesis import example, given, settings
@@ -12,6 +11,7 @@ from typer.testing import CliRunner
 
 from app.cli.main import cli
 from app.config import get_settings
+from app.months import Month
 from app.notifications.segments import GSM7_ALL, Encoding, analyze, analyze_by_units, split_parts
 from app.notifications.templates import TemplateError, check_length, get_template
 
@@ -83,8 +83,8 @@ def test_surrogate_pair_is_never_split_across_parts() -> None:
 
 
 def test_templates_render_safe_fields_in_each_language() -> None:
-    he = get_template("he").render(first_name="דנה", last_name="לוי", month=date(2026, 10, 1))
-    en = get_template("en").render(first_name="Dana", last_name="Levi", month=date(2026, 3, 1))
+    he = get_template("he").render(first_name="דנה", last_name="לוי", month=Month(2026, 10))
+    en = get_template("en").render(first_name="Dana", last_name="Levi", month=Month(2026, 3))
     assert "דנה" in he and "אוקטובר" in he and analyze(he).encoding is Encoding.UCS2
     assert "Dana Levi" in en and "March" in en and analyze(en).encoding is Encoding.GSM7
     assert analyze(he).segments <= 3
@@ -136,7 +136,7 @@ def test_preview_template_for_an_account(session) -> None:  # type: ignore[no-un
     )
     assert result.exit_code == 0, result.output
     expected = get_template("en").render(
-        first_name="Avraham", last_name="Levi", month=date(2026, 9, 1)
+        first_name="Avraham", last_name="Levi", month=Month(2026, 9)
     )
     assert json.loads(result.output) == analyze(expected).as_dict()
 

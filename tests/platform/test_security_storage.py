@@ -18,6 +18,7 @@ from app.customers.importer import import_customers
 from app.db.session import build_engine, session_scope
 from app.devtools.simulators.carrier import SimulatorThread
 from app.models import Customer, Notification
+from app.months import Month
 from app.notifications.carrier import CarrierClient, CarrierError
 from app.notifications.outbox import prepare_month
 from tests.support.carrier import MONTH
@@ -55,7 +56,7 @@ def test_hostile_and_international_names_are_stored_and_texted_verbatim(
         create_qualification(session, customer)
     session.commit()
     with session_scope() as s:
-        prepare_month(s, MONTH)
+        prepare_month(s, Month.of(MONTH))
     texts = {n.customer_id: n.sms_content for n in session.scalars(select(Notification))}
     for customer in stored.values():  # the template names the customer, unaltered
         assert customer.first_name in texts[customer.id]

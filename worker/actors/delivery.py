@@ -21,7 +21,7 @@ from periodiq import cron
 from app.config import get_settings
 from app.db.session import session_scope
 from app.delivery.polling import DeliveryPoller, Mode
-from app.delivery.repository import running_days
+from app.delivery.repository.runs import running_days
 from app.notifications.carrier import CarrierClient
 from worker import limits
 from worker.broker import actor
@@ -44,7 +44,7 @@ def _poller() -> DeliveryPoller:
 
 @actor("delivery.poll_day", Queue.DELIVERY, max_retries=5)
 def poll_day(day: str, mode: str = "auto") -> None:
-    _poller().poll_day(date.fromisoformat(day), Mode(mode))
+    _poller().poll_day(session_scope, date.fromisoformat(day), Mode(mode))
 
 
 @actor("delivery.poll", Queue.DELIVERY, max_retries=3)

@@ -19,9 +19,11 @@ from periodiq import cron
 
 from app.db.session import session_scope
 from app.models.enums import Severity
+from app.months import Month
 from app.notifications.carrier import CarrierClient
-from app.notifications.outbox import OutboxError, parse_month, prepare_streaming, queued_batches
+from app.notifications.outbox import OutboxError, prepare_streaming
 from app.notifications.reconcile import reconcile_outbox
+from app.notifications.repository import queued_batches
 from app.notifications.sending import Sender, utcnow
 from app.notifications.window import SendWindow
 from app.observability.events import record_event
@@ -55,10 +57,10 @@ def _enqueue_batches(batches: list[uuid.UUID] | set[uuid.UUID]) -> None:
 # lock between a rate-limit grant and its carrier call (docs/sms.md, rate limit).
 @actor("notifications.prepare_month", Queue.OUTBOX, max_retries=5)
 def prepare_month(month: str) -> None:
-    first_day = parse_month(month)
+    target = Month.parse(month)
     try:
         # Chunk by chunk: each chunk's batches go to the senders right after its commit.
-        result = prepare_streaming(first_day, _enqueue_batches, triggered_by="worker")
+        result = prepare_streaming(session_scope, target, _enqueue_batches, triggered_by="worker")
     except OutboxError as exc:
         with session_scope() as session:
             record_event(
@@ -69,21 +71,21 @@ def prepare_month(month: str) -> None:
         return
     with session_scope() as session:
         # Also batches of an earlier prepare that are still waiting (idempotent re-run).
-        batches = set(queued_batches(session, first_day)) - set(result.batches)
+        batches = set(queued_batches(session, target)) - set(result.batches)
     log.info("prepared %s: %s", month, result.as_dict())
     _enqueue_batches(batches)
 
 
 @actor("notifications.send_batch", Queue.SMS, max_retries=10)
 def send_batch(batch_id: str) -> None:
-    outcome = _sender().send_batch(uuid.UUID(batch_id))
+    outcome = _sender().send_batch(session_scope, uuid.UUID(batch_id))
     if outcome.defer_seconds is not None:
         enqueue_in(outcome.defer_seconds, send_batch, batch_id)
 
 
 @actor("notifications.reconcile", Queue.MAINTENANCE, max_retries=3)
 def reconcile() -> None:
-    result = reconcile_outbox(_sender().carrier)
+    result = reconcile_outbox(session_scope, _sender().carrier)
     _enqueue_batches(result.batches)
 
 

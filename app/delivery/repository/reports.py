@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.models.enums import DeliveryState
+from app.months import Month
 
 FAILED_STATES = (
     str(DeliveryState.UNDELIVERABLE),
@@ -66,17 +67,17 @@ MESSAGE_COLUMNS = (
 )
 
 
-def failures_by_reason(session: Session, first: Any) -> list[dict[str, Any]]:
+def failures_by_reason(session: Session, month: Month) -> list[dict[str, Any]]:
     """Undeliverable / Failed / Unknown messages of the month, counted by reason."""
-    rows = session.execute(_BY_REASON, {"first": first, "states": list(FAILED_STATES)})
+    rows = session.execute(_BY_REASON, {"first": month.first, "states": list(FAILED_STATES)})
     return [dict(r._mapping) for r in rows]
 
 
-def failed_messages(session: Session, first: Any) -> Iterator[dict[str, Any]]:
+def failed_messages(session: Session, month: Month) -> Iterator[dict[str, Any]]:
     """One row per failed message (ids and codes only: no phone number, no text)."""
     result = session.execute(
         _MESSAGES,
-        {"first": first, "states": list(FAILED_STATES)},
+        {"first": month.first, "states": list(FAILED_STATES)},
         execution_options={"yield_per": 2000},
     )
     for row in result:
