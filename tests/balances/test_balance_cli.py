@@ -52,7 +52,9 @@ def test_balances_import_reports_bad_rows_and_unknown_accounts(
     row = json.loads(result.stdout.splitlines()[0])[0]
     assert (row["checked"], row["rows"], row["accepted"], row["rejected"]) == (1, 3, 1, 2)
     with rejects.open(encoding="utf-8") as handle:
-        problems = {r["account_number"]: (r["outcome"], r["reason"]) for r in csv.DictReader(handle)}
+        problems = {
+            r["account_number"]: (r["outcome"], r["reason"]) for r in csv.DictReader(handle)
+        }
     assert problems == {
         b.account_number: ("rejected", "balance has more than two decimals"),
         "STRANGER": ("rejected", "unknown account (no such customer)"),
