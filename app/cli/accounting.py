@@ -3,22 +3,19 @@
 An import prints the same counts in its table (stdout), in one summary line on stderr
 and in its ``job_runs`` row; up to ``SHOWN`` rejected or skipped rows and warnings on
 stderr (all of them in the ``--rejects`` / ``--warnings`` files); and exits 3
-(``ExitCode.PARTIAL``) when rows were rejected or skipped. Output paths are checked
-before the job writes anything, so an unwritable one is an operator error with nothing
-done.
+(``ExitCode.PARTIAL``) when rows were rejected or skipped.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 import typer
 
-from app.cli.common import UserError, err_console
+from app.cli.common import err_console
 from app.cli.errors import ExitCode
 
 SHOWN = 20
@@ -35,29 +32,6 @@ class Note(Protocol):
     def reason(self) -> str: ...
     @property
     def outcome(self) -> str: ...
-
-
-def require_input(path: Path) -> None:
-    """An input file that exists and can be read (else one line, exit 2)."""
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    if not path.is_file():
-        raise UserError(f"{path}: not a file")
-    if not os.access(path, os.R_OK):
-        raise UserError(f"{path}: not readable")
-
-
-def require_writable(path: Path | None, option: str) -> None:
-    """An output path the command will be able to write (checked before any side effect)."""
-    if path is None:
-        return
-    folder = path.parent
-    if path.is_dir():
-        raise UserError(f"{option} {path}: is a directory")
-    if not folder.is_dir():
-        raise UserError(f"{option} {path}: no such directory {folder}")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"{option} {path}: not writable")
 
 
 def show(notes: Sequence[Note], hint: str) -> None:

@@ -14,7 +14,16 @@ from typing import Annotated, Any
 import typer
 
 from app.cli import accounting
-from app.cli.common import OutputFormat, UserError, emit_rows, err_console, progress_bar
+from app.cli.common import (
+    OutputFormat,
+    UserError,
+    emit_rows,
+    err_console,
+    progress_bar,
+    require_input,
+    require_redis,
+    require_writable,
+)
 from app.cli.groups import cli, enqueue_app, run_app, simulate_app
 from app.db.session import session_scope
 
@@ -80,6 +89,7 @@ def enqueue_balance_checks(
     from app.balances.day import start_day
 
     day = _date(date_)
+    require_redis()  # the shards go to the broker: it must answer before the run is written
     try:
         with session_scope() as session:
             info = start_day(
@@ -148,8 +158,8 @@ def import_extract(
     from app.config import get_settings
 
     day = _date(date_)
-    accounting.require_input(file)
-    accounting.require_writable(rejects, "--rejects")
+    require_input(file)
+    require_writable(rejects, "--rejects")
     try:
         refuse_future(day, today_local())
         extract = load_extract(file)

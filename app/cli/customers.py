@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from app.cli import accounting
-from app.cli.common import OutputFormat, UserError, emit_rows, progress_bar
+from app.cli.common import (
+    OutputFormat,
+    UserError,
+    emit_rows,
+    progress_bar,
+    require_input,
+    require_writable,
+)
 from app.cli.groups import cli
 
 customers_app = typer.Typer(help="Customer master data.", no_args_is_help=True)
@@ -50,9 +57,9 @@ def import_file(
     from app.customers.importer import CustomerFileError, count_rows, import_customers, write_rows
     from app.db.session import session_scope
 
-    accounting.require_input(file)
-    accounting.require_writable(rejects, "--rejects")
-    accounting.require_writable(warnings, "--warnings")
+    require_input(file)
+    require_writable(rejects, "--rejects")
+    require_writable(warnings, "--warnings")
     try:
         with progress_bar("importing customers", count_rows(file)) as advance:
             report = import_customers(
