@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from app.balances.sources import BalanceSource
 from app.cli import accounting
 from app.cli.common import (
     OutputFormat,
@@ -41,16 +42,28 @@ def _date(value: str) -> date:
         raise UserError(f"--date {value!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _source(spec: str | None) -> BalanceSource:
+    """The balance source of ``spec`` (default: BALANCE_SOURCE), checked before any run is
+    written: CORE_BANKING_URL set, or the extract file there and readable."""
+    from app.balances.sources import SourceError, default_source, source_from_spec
+    from app.balances.sources.eod_file import EodFileSource
+
+    try:
+        source = source_from_spec(spec) if spec else default_source()
+    except SourceError as exc:
+        raise UserError(str(exc)) from None
+    if isinstance(source, EodFileSource):
+        require_input(source.path)
+    return source
+
+
 def _run_day(day: date, spec: str | None, shards: int | None) -> tuple[uuid.UUID, dict[str, Any]]:
     from app.balances import repository
     from app.balances.checks import FutureDateError
     from app.balances.day import run_day
-    from app.balances.sources import SourceError, source_from_spec
+    from app.balances.sources import SourceError
 
-    try:
-        source = source_from_spec(spec)
-    except SourceError as exc:
-        raise UserError(str(exc)) from None
+    source = _source(spec or "http")
     try:
         with session_scope() as session:
             total = repository.count_active(session)  # the progress bar's total
@@ -113,15 +126,17 @@ def run_gap_repair(
     """Re-check every (active customer, day) in the window that has no check."""
     from app.balances.checks import FutureDateError
     from app.balances.gaps import repair_gaps
-    from app.balances.sources import SourceError, default_source, source_from_spec
+    from app.balances.sources import SourceError
 
     first, last = _date(start), _date(end)
+    src = _source(source)
     try:
-        src = source_from_spec(source) if source else default_source()
         with progress_bar("gap repair", None) as advance:
             report = repair_gaps(session_scope, first, last, source=src, progress=advance)
     except (FutureDateError, SourceError, ValueError) as exc:
         raise UserError(str(exc)) from None
+    finally:
+        src.close()
     row = {
         "run_id": report.run_id,
         "gaps_found": report.gaps_found,

@@ -17,7 +17,15 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import OutputFormat, UserError, console, emit_rows, parse_month, progress_bar
+from app.cli.common import (
+    OutputFormat,
+    UserError,
+    console,
+    emit_rows,
+    parse_month,
+    progress_bar,
+    require_writable,
+)
 from app.cli.groups import cli
 from app.config import PROJECT_ROOT, get_settings
 from app.months import Month, local_today
@@ -72,6 +80,7 @@ def demo(
     from app.devtools.demo.environment import DemoSetupError, demo_environment
     from app.devtools.demo.pipeline import DemoFailed, DemoOptions, run_demo
 
+    require_writable(summary_json, "--summary-json")  # before an hour of work, not after
     target = _month(month)
     started = time.monotonic()
     console.print(
