@@ -105,18 +105,21 @@ def needs_attention(st: ops_status.Status) -> list[str]:
 
 def _print_tables(st: ops_status.Status, attention: list[str]) -> None:
     tz = get_settings().tz
-    # Plain fixed-width lines (67 columns), each run's summary or error indented under it.
+    # Plain fixed-width lines (70 columns), each run's summary or error indented under it.
     typer.echo(f"Recent runs (started: {tz.key} time)")
     typer.echo(_RUN_LINE.format("id", "job", "key", "status", "started", "took"))
     for r in st.runs:
         started = r["started_at"].replace(tzinfo=UTC).astimezone(tz)
         state = "Stale" if r["stale"] else r["status"]
         line = _RUN_LINE.format(
-            r["run_id"][:8], r["job"][:15], short_key(r["run_key"])[:14], state,
+            r["run_id"][:8], r["job"][:15], short_key(r["run_key"])[:17], state,
             f"{started:%m-%d %H:%M}", human_duration(r["duration_s"]),
         )  # fmt: skip
         typer.echo(line.rstrip())
-        note = r["error"] if r["status"] == "Failed" or r["stale"] else r["summary"]
+        note = r["error"] if r["status"] == "Failed" else r["summary"]
+        if r["stale"]:
+            beat = r["heartbeat_at"] or r["started_at"]
+            note = f"no heartbeat since {beat:%m-%d %H:%M} UTC ({r['lease_owner'] or '?'})"
         if note:
             typer.echo(" " * 9 + _clip(" ".join(str(note).split()), 80 - 9))
     typer.echo()
@@ -144,7 +147,7 @@ def _print_tables(st: ops_status.Status, attention: list[str]) -> None:
         console.print(f"[bold yellow]attention:[/] {reason}", overflow="ellipsis", no_wrap=True)
 
 
-_RUN_LINE = "{:<8} {:<15} {:<14} {:<8} {:<11} {:>6}"
+_RUN_LINE = "{:<8} {:<15} {:<17} {:<8} {:<11} {:>6}"
 
 
 def _clip(text: str, width: int) -> str:
