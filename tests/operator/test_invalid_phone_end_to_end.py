@@ -99,3 +99,25 @@ def test_bad_phones_are_imported_checked_and_disqualified(
         )
     ).scalars()
     assert list(texted) == ["P-MOBILE"]
+
+
+def test_phone_revalidation_keeps_an_invalid_number_invalid(session: Session) -> None:
+    from app.db.session import session_scope
+    from app.qualification import service
+    from tests.support.factories import create_check, create_customer
+
+    month = Month.of(datetime.now(get_settings().tz).date()).previous()
+    customer = create_customer(
+        session, phone_number=None, phone_raw="+9725", phone_status="INVALID",
+        phone_is_valid_mobile=False,
+    )  # fmt: skip
+    create_check(session, customer, check_date=month.first)
+    # Changed after its verdict (a GDPR deactivation, an edit): re-validated by the run.
+    session.execute(text("UPDATE customers SET last_verified = updated_at - interval '1 day'"))
+    session.commit()
+    service.run_month(session_scope, month, gap_repair=None)
+    session.expire_all()
+    row = session.execute(
+        text("SELECT phone_status, phone_raw, last_verified >= updated_at AS fresh FROM customers")
+    ).one()
+    assert (row.phone_status, row.phone_raw, row.fresh) == ("INVALID", "+9725", True)
