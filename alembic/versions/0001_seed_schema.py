@@ -1,4 +1,4 @@
-"""The seed's schema (sections 3, 5, 7) with DESIGN.md decisions 3, 5, 6, 7.
+"""The seed's schema (sections 3, 5, 7) with docs/design.md decisions 3, 5, 6, 7.
 
 Seed names throughout: every index and the CHECK constraints chk_qualified_has_phone and
 chk_submitted_has_reference. Departures: UNIQUE (customer_id, check_date) on

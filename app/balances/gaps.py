@@ -1,6 +1,6 @@
 """Gap repair: (active customer, day) pairs without a check are re-checked as of that day.
 
-Qualification needs a check for every calendar day (DESIGN.md decision 4), so before a
+Qualification needs a check for every calendar day (docs/design.md decision 4), so before a
 month is qualified, and every morning for the current and previous month, the days a
 customer has no check for (the source could not answer, a worker or the scheduler was
 down, the customer was added late) are asked for again, as of that date. Nothing is

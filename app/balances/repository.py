@@ -148,7 +148,7 @@ def account_states(session: Session, accounts: list[str]) -> dict[str, bool]:
     return states
 
 
-# --- checks: one COPY (DESIGN.md decision 6) --------------------------------------------
+# --- checks: one COPY (docs/design.md decision 6) --------------------------------------------
 # Optimistically straight into ``daily_balance_checks`` (the common case: nobody wrote
 # these days yet), and, when a concurrent or redelivered shard already wrote one of them
 # (unique violation), again through a temp table with ``INSERT ... ON CONFLICT DO

@@ -19,13 +19,12 @@ from app.cli.common import (
     OutputFormat,
     UserError,
     emit_rows,
-    err_console,
     progress_bar,
     require_input,
     require_redis,
     require_writable,
 )
-from app.cli.groups import cli, enqueue_app, run_app, simulate_app
+from app.cli.groups import cli, enqueue_app, run_app
 from app.db.session import session_scope
 
 balances_app = typer.Typer(help="Daily balance checks.", no_args_is_help=True)
@@ -194,26 +193,3 @@ def import_extract(
     row |= {k: totals[k] for k in ("customers", "checked", "inserted", "missing")}
     emit_rows([row], list(row), fmt, title="balances import")
     accounting.exit_code(counts)
-
-
-@simulate_app.command("core-banking")
-def simulate_core_banking(
-    port: int = typer.Option(8090, help="Port to listen on."),
-    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
-    seed: int = typer.Option(1, help="Seed of the balances and of the fault dice."),
-    token: str | None = typer.Option(None, envvar="CORE_BANKING_API_TOKEN", help="Bearer token."),
-    latency: float = typer.Option(0.0, help="Seconds added to every request."),
-    error_rate: float = typer.Option(0.0, help="Share of requests answered 500."),
-    rate_429: float = typer.Option(0.0, help="Share of requests answered 429."),
-    missing_rate: float = typer.Option(0.0, help="Share of accounts the bank does not know."),
-    outage: bool = typer.Option(False, help="Answer 503 to everything."),
-) -> None:
-    """A core-banking balance API with deterministic balances and fault injection."""
-    from app.devtools.simulators.core_banking import CoreBankingConfig, serve
-
-    config = CoreBankingConfig(
-        seed=seed, token=token, latency=latency, error_rate=error_rate, rate_429=rate_429,
-        missing_rate=missing_rate, outage=outage,
-    )  # fmt: skip
-    err_console.print(f"core-banking simulator on http://{host}:{port} (seed {seed})")
-    serve(config, host=host, port=port)

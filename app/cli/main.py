@@ -33,7 +33,8 @@ COMMAND_MODULES = (
     "app.cli.retention",
     "app.cli.ops_db",
     "app.cli.delivery",
-    "app.cli.demo",
+    # The tooling (demo, simulators): the one place production code loads app/devtools.
+    "app.devtools.cli",
     "app.cli.serve",
 )
 

@@ -13,12 +13,11 @@ from app.cli.common import (
     UserError,
     console,
     emit_rows,
-    err_console,
     parse_month,
     progress_bar,
     require_redis,
 )
-from app.cli.groups import cli, enqueue_app, run_app, simulate_app
+from app.cli.groups import cli, enqueue_app, run_app
 from app.db.session import session_scope
 from app.months import Month
 from app.notifications.carrier import CarrierClient, CarrierConfigError
@@ -72,35 +71,6 @@ def preview(
     else:
         shown = {**info.as_dict(), "text": text}
         emit_rows([shown], list(shown), OutputFormat.TABLE)
-
-
-@simulate_app.command("carrier")
-def simulate_carrier(
-    port: int = typer.Option(8089, help="Port to listen on."),
-    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
-    account_sid: str = typer.Option("AC" + "0" * 32, envvar="TWILIO_ACCOUNT_SID"),
-    auth_token: str = typer.Option("simulator-token", envvar="TWILIO_AUTH_TOKEN"),
-    sent_after: float = typer.Option(0.5, help="Seconds from create to 'sent'."),
-    delivered_after: float = typer.Option(2.0, help="Seconds from create to the final status."),
-    latency: float = typer.Option(0.0, help="Seconds added to every create."),
-    rate_429: float = typer.Option(0.0, help="Share of creates answered 429 / 20429."),
-    rate_500: float = typer.Option(0.0, help="Share of creates answered 500 (not stored)."),
-    accept_timeout_rate: float = typer.Option(0.0, help="Share stored, then answered late."),
-    accept_timeout_delay: float = typer.Option(30.0, help="How late (seconds)."),
-    outage: bool = typer.Option(False, help="Answer 503 to everything."),
-    seed: int | None = typer.Option(None, help="Seed of the fault dice (reproducible runs)."),
-) -> None:
-    """A Twilio-compatible carrier (Messages create/fetch/list) with fault injection."""
-    from app.devtools.simulators.carrier import SimConfig, serve
-
-    config = SimConfig(
-        account_sid=account_sid, auth_token=auth_token, sent_after=sent_after,
-        delivered_after=delivered_after, latency=latency, rate_429=rate_429, rate_500=rate_500,
-        accept_timeout_rate=accept_timeout_rate, accept_timeout_delay=accept_timeout_delay,
-        outage=outage, seed=seed,
-    )  # fmt: skip
-    err_console.print(f"carrier simulator on http://{host}:{port} (account {account_sid})")
-    serve(config, host=host, port=port)
 
 
 @run_app.command("notifications")

@@ -13,7 +13,7 @@ from app.db.base import Base, uuid_pk
 
 class AuditLog(Base):
     """Seed section 3.6. Append-only: a trigger rejects UPDATE, DELETE and TRUNCATE
-    (DESIGN.md decision 7) unless the transaction is a privileged maintenance operation."""
+    (docs/design.md decision 7) unless the transaction is a privileged maintenance operation."""
 
     __tablename__ = "audit_log"
 

@@ -21,7 +21,7 @@ from app.db.base import Base, created_at, uuid_pk
 
 
 class DailyBalanceCheck(Base):
-    """Seed section 3.2. One row per (customer, business day): DESIGN.md decision 3.
+    """Seed section 3.2. One row per (customer, business day): docs/design.md decision 3.
 
     Negative balances are stored (decision 5: the seed's chk_balance_positive is not
     created); they fail the threshold and carry a data_quality_flag.

@@ -13,7 +13,7 @@ from app.db.base import Base, created_at, uuid_pk
 class Notification(Base):
     """Seed section 3.4: the SMS outbox and its submission record.
 
-    Departures: ``qualification_id`` is UNIQUE (DESIGN.md decision 2: exactly one SMS per
+    Departures: ``qualification_id`` is UNIQUE (docs/design.md decision 2: exactly one SMS per
     qualification); ``submission_timestamp`` is NULL until the carrier accepted the
     message (the seed's NOT NULL would force a made-up time on queued rows).
     """

@@ -1,5 +1,5 @@
 """The carrier client: ``twilio.rest.Client`` with a timeout, a base-URL rewrite, typed
-errors and an error-code table (DESIGN.md "twilio" traps; STYLE.md 5).
+errors and an error-code table (docs/design.md "twilio" traps; STYLE.md 5).
 
 Every call is timed (``pn_carrier_request_seconds``) and every failure becomes one of
 three typed errors, decided by a table rather than a chain of ifs:

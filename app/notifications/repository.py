@@ -2,7 +2,7 @@
 
 Nothing here commits: the caller owns the transaction (README, "Architecture"). The
 claim and record statements of a send are single set-based statements on purpose
-(DESIGN.md decision 2): a claim is ``UPDATE ... RETURNING`` under ``SKIP LOCKED``, and
+(docs/design.md decision 2): a claim is ``UPDATE ... RETURNING`` under ``SKIP LOCKED``, and
 outcomes are written for a whole chunk in one ``UPDATE ... FROM jsonb_to_recordset``,
 guarded by the claim time so a row the reconciler took back is never overwritten.
 """

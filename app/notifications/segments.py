@@ -1,4 +1,4 @@
-"""SMS encoding and segment counting (DESIGN.md decision 10).
+"""SMS encoding and segment counting (docs/design.md decision 10).
 
 GSM-7 (3GPP TS 23.038 default alphabet): 160 septets in a single message, 153 per part
 of a concatenated one; the extension characters ``^{}\\[~]|€`` and form feed are sent

@@ -1,4 +1,4 @@
-"""Sending the outbox exactly once (DESIGN.md decision 2).
+"""Sending the outbox exactly once (docs/design.md decision 2).
 
 For each chunk of a batch:
 

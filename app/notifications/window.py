@@ -1,4 +1,4 @@
-"""The send window (DESIGN.md decision 9): SMS go out only inside it, in the bank's zone.
+"""The send window (docs/design.md decision 9): SMS go out only inside it, in the bank's zone.
 
 The rule string is ``"sun-thu 09:00-20:00; fri 09:00-13:00"``: day names or ranges
 (``mon`` .. ``sun``; a range may wrap, ``sun-thu`` is Sunday to Thursday), then a local

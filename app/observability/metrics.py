@@ -1,7 +1,7 @@
 """Every Prometheus metric of the system, in one module (label values: never personal data).
 
 In worker and scheduler processes ``PROMETHEUS_MULTIPROC_DIR`` must be set before
-anything imports ``prometheus_client`` (DESIGN.md trap), so this module is imported
+anything imports ``prometheus_client`` (docs/design.md trap), so this module is imported
 only after the process entry point has set it.
 """
 

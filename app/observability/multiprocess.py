@@ -1,6 +1,6 @@
 """prometheus-client multiprocess mode: which directory, and set up before the import.
 
-The trap (DESIGN.md): prometheus_client chooses between in-memory and mmap'ed-file
+The trap (docs/design.md): prometheus_client chooses between in-memory and mmap'ed-file
 values *when it is imported*. A Dramatiq worker runs several processes and a separate
 exporter process, so every value must live in files under ``PROMETHEUS_MULTIPROC_DIR``
 and the variable must be set before anything imports prometheus_client; otherwise

@@ -151,7 +151,7 @@ _ISO_DATE_RE = re.compile(r"^\d{4}-\d{2}(-\d{2})?([T ][\d:.+\-Z]+)?$")
 def scrub_actor_argument(value: Any) -> Any:
     """Actor arguments: keep what is provably not personal, filter everything else.
 
-    Messages carry ids and JSON primitives (DESIGN.md), so ids (small ints, UUIDs),
+    Messages carry ids and JSON primitives (docs/design.md), so ids (small ints, UUIDs),
     dates/months, booleans and None survive; any other string or number (a phone
     number, a balance serialised as a string or a float) becomes ``[Filtered]``.
     """

@@ -1,4 +1,4 @@
-"""Monthly qualification (DESIGN.md decision 4): who kept >= the threshold every calendar day.
+"""Monthly qualification (docs/design.md decision 4): who kept >= the threshold every calendar day.
 
 Modules: ``months`` (the calendar and the closing rule), ``phones`` (bulk phone
 re-validation), ``engine`` (the set-based statements' tallies), ``service`` (one run end

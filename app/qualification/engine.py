@@ -1,6 +1,6 @@
 """Deciding a month: the set-based statements' results as tallies.
 
-The statements themselves (DESIGN.md decisions 4 and 6) are in
+The statements themselves (docs/design.md decisions 4 and 6) are in
 ``app.qualification.repository.decisions``; this module prepares their transaction and
 reads their counts. The caller owns the transaction.
 """

@@ -1,4 +1,4 @@
-"""Segment rules (DESIGN.md decision 10), templates and `sms preview`."""
+"""Segment rules (docs/design.md decision 10), templates and `sms preview`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The send window in the bank's time zone (DESIGN.md decision 9)."""
+"""The send window in the bank's time zone (docs/design.md decision 9)."""
 
 from __future__ import annotations
 

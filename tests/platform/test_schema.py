@@ -1,4 +1,4 @@
-"""The migrated schema against the seed (pg_catalog), and the DESIGN.md decisions."""
+"""The migrated schema against the seed (pg_catalog), and the docs/design.md decisions."""
 
 from __future__ import annotations
 

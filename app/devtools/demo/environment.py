@@ -17,14 +17,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg2
-from psycopg2 import sql
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from app.config import get_settings
 from app.db import session as db_session
 from app.db.embedded import start_embedded
+from app.devtools.demo.repository import recreate_database
 
 DEMO_DATABASE = "premium_notify_demo"
 # Every day of the week, all day: the production window (Sun-Thu 09-20, Fri 09-13)
@@ -122,25 +121,6 @@ def _broker_kind() -> str:
     if chosen:
         return chosen
     return "redis" if get_settings().redis_url is not None else "stub"
-
-
-def _admin_dsn(server_url: str) -> str:
-    url = make_url(server_url).set(drivername="postgresql", database="postgres")
-    return url.render_as_string(hide_password=False)
-
-
-def recreate_database(server_url: str, name: str) -> str:
-    """Drop ``name`` (with its connections) and create it empty; returns its URL."""
-    conn = psycopg2.connect(_admin_dsn(server_url))
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            cur.execute(drop.format(sql.Identifier(name)))
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        conn.close()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 def migrate(url: str) -> None:

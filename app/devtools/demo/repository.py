@@ -1,6 +1,5 @@
-"""SQL of the demo's read-only questions (``state``): counts and run statuses only.
-
-Nothing here reads a name, a number or a balance.
+"""SQL of the demo: its read-only questions (``state``: counts and run statuses only;
+nothing here reads a name, a number or a balance) and the creation of its database.
 """
 
 from __future__ import annotations
@@ -8,7 +7,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+import psycopg2
+from psycopg2 import sql
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 
@@ -130,3 +132,22 @@ def latest_delivery_status_counts(
         {"m": month_first, "submitted": submitted},
     )
     return {str(status): int(n) for status, n in rows}
+
+
+def _admin_dsn(server_url: str) -> str:
+    url = make_url(server_url).set(drivername="postgresql", database="postgres")
+    return url.render_as_string(hide_password=False)
+
+
+def recreate_database(server_url: str, name: str) -> str:
+    """Drop ``name`` (with its connections) and create it empty; returns its URL."""
+    conn = psycopg2.connect(_admin_dsn(server_url))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            cur.execute(drop.format(sql.Identifier(name)))
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)

@@ -1,4 +1,4 @@
-"""The set-based qualification statements (DESIGN.md decisions 4 and 6).
+"""The set-based qualification statements (docs/design.md decisions 4 and 6).
 
 One set-based statement decides the whole month and one writes it (no per-customer
 loop): the month's checks are aggregated per customer first (a sargable ``check_date``

@@ -1,9 +1,13 @@
-"""``premium-notify demo [--customers N] [--month YYYY-MM]``: the whole month, locally.
+"""The tooling's commands: ``premium-notify demo`` and ``premium-notify simulate …``.
 
-What ``./scripts/demo`` runs. Without configuration it uses the embedded PostgreSQL, an
-in-process broker and workers, and the two simulators (app/devtools/demo/environment.py says
-what replaces what); with DATABASE_URL, REDIS_URL, CORE_BANKING_URL or TWILIO_* set it
-uses those instead. docs/demo.md describes the stages and the measured time.
+Loaded by the CLI's composition root (``app.cli.main``) like every command module; the
+rest of the product imports nothing from ``app.devtools``.
+
+``demo [--customers N] [--month YYYY-MM]`` is what ``./scripts/demo`` runs: the whole
+month, locally. Without configuration it uses the embedded PostgreSQL, an in-process
+broker and workers, and the two simulators (app/devtools/demo/environment.py says what
+replaces what); with DATABASE_URL, REDIS_URL, CORE_BANKING_URL or TWILIO_* set it uses
+those instead. docs/demo.md describes the stages and the measured time.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from app.cli.common import (
     UserError,
     console,
     emit_rows,
+    err_console,
     parse_month,
     progress_bar,
     require_writable,
 )
-from app.cli.groups import cli
+from app.cli.groups import cli, simulate_app
 from app.config import PROJECT_ROOT, get_settings
 from app.months import Month, local_today
 from app.qualification.months import QualificationError, ensure_closed
@@ -117,3 +122,58 @@ def demo(
     _table("Seconds per stage", result.seconds)
     if summary_json is not None:
         summary_json.write_text(json.dumps(asdict(result), default=str, indent=2), "utf-8")
+
+
+@simulate_app.command("core-banking")
+def simulate_core_banking(
+    port: int = typer.Option(8090, help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
+    seed: int = typer.Option(1, help="Seed of the balances and of the fault dice."),
+    token: str | None = typer.Option(None, envvar="CORE_BANKING_API_TOKEN", help="Bearer token."),
+    latency: float = typer.Option(0.0, help="Seconds added to every request."),
+    error_rate: float = typer.Option(0.0, help="Share of requests answered 500."),
+    rate_429: float = typer.Option(0.0, help="Share of requests answered 429."),
+    missing_rate: float = typer.Option(0.0, help="Share of accounts the bank does not know."),
+    outage: bool = typer.Option(False, help="Answer 503 to everything."),
+) -> None:
+    """A core-banking balance API with deterministic balances and fault injection."""
+    # Imported on use: every other command would otherwise load the web server.
+    from app.devtools.simulators.core_banking import CoreBankingConfig
+    from app.devtools.simulators.core_banking import serve as serve_core_banking
+
+    config = CoreBankingConfig(
+        seed=seed, token=token, latency=latency, error_rate=error_rate, rate_429=rate_429,
+        missing_rate=missing_rate, outage=outage,
+    )  # fmt: skip
+    err_console.print(f"core-banking simulator on http://{host}:{port} (seed {seed})")
+    serve_core_banking(config, host=host, port=port)
+
+
+@simulate_app.command("carrier")
+def simulate_carrier(
+    port: int = typer.Option(8089, help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
+    account_sid: str = typer.Option("AC" + "0" * 32, envvar="TWILIO_ACCOUNT_SID"),
+    auth_token: str = typer.Option("simulator-token", envvar="TWILIO_AUTH_TOKEN"),
+    sent_after: float = typer.Option(0.5, help="Seconds from create to 'sent'."),
+    delivered_after: float = typer.Option(2.0, help="Seconds from create to the final status."),
+    latency: float = typer.Option(0.0, help="Seconds added to every create."),
+    rate_429: float = typer.Option(0.0, help="Share of creates answered 429 / 20429."),
+    rate_500: float = typer.Option(0.0, help="Share of creates answered 500 (not stored)."),
+    accept_timeout_rate: float = typer.Option(0.0, help="Share stored, then answered late."),
+    accept_timeout_delay: float = typer.Option(30.0, help="How late (seconds)."),
+    outage: bool = typer.Option(False, help="Answer 503 to everything."),
+    seed: int | None = typer.Option(None, help="Seed of the fault dice (reproducible runs)."),
+) -> None:
+    """A Twilio-compatible carrier (Messages create/fetch/list) with fault injection."""
+    from app.devtools.simulators.carrier import SimConfig
+    from app.devtools.simulators.carrier import serve as serve_carrier
+
+    config = SimConfig(
+        account_sid=account_sid, auth_token=auth_token, sent_after=sent_after,
+        delivered_after=delivered_after, latency=latency, rate_429=rate_429, rate_500=rate_500,
+        accept_timeout_rate=accept_timeout_rate, accept_timeout_delay=accept_timeout_delay,
+        outage=outage, seed=seed,
+    )  # fmt: skip
+    err_console.print(f"carrier simulator on http://{host}:{port} (account {account_sid})")
+    serve_carrier(config, host=host, port=port)
