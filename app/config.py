@@ -355,31 +355,10 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    @field_validator("qualification_kick_time")
-    @classmethod
-    def _kick_outside_dst_hours(cls, value: str) -> str:
-        if int(value[:2]) < 3:
-            raise ValueError("choose 03:00 or later: DST skips or repeats 00:00-02:59")
-        return value
-
-    @field_validator("retention_kick_time")
-    @classmethod
-    def _retention_outside_dst_hours(cls, value: str) -> str:
-        if int(value[:2]) < 3:
-            raise ValueError("choose 03:00 or later: DST skips or repeats 00:00-02:59")
-        return value
-
-    @field_validator("balance_kick_time", "balance_gap_repair_time")
-    @classmethod
-    def _balance_kicks_outside_dst_hours(cls, value: str) -> str:
-        if int(value[:2]) < 3:
-            raise ValueError("choose 03:00 or later: DST skips or repeats 00:00-02:59")
-        return value
-
     @field_validator(*config_checks.FIELD_CHECKS)
     @classmethod
     def _checked(cls, value: Any, info: ValidationInfo) -> Any:
-        # Cron specs, the send window, URLs, regions...: app/config_checks.py says why.
+        # Kick times, cron specs, the send window, URLs...: app/config_checks.py says why.
         return config_checks.FIELD_CHECKS[info.field_name or ""](value)
 
     @model_validator(mode="after")

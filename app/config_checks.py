@@ -71,6 +71,13 @@ def _check_cron_field(field: str, name: str, low: int, high: int) -> None:
             raise ValueError(f"{name} step 0 in {item!r}")
 
 
+def check_kick_time(value: str) -> str:
+    """A scheduled local time (HH:MM, its pattern checked first) outside 00:00-02:59."""
+    if int(value[:2]) < 3:
+        raise ValueError("choose 03:00 or later: DST skips or repeats 00:00-02:59")
+    return value
+
+
 def check_kick_days(value: str) -> str:
     """The cron day-of-month field of the qualification kick (``1``, ``1-3``)."""
     _check_cron_field(value, "day of month", 1, 31)
@@ -146,6 +153,10 @@ def check_redis_url(value: SecretStr | None) -> SecretStr | None:
 
 # Field name -> check; app.config registers one validator for all of them.
 FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "qualification_kick_time": check_kick_time,
+    "retention_kick_time": check_kick_time,
+    "balance_kick_time": check_kick_time,
+    "balance_gap_repair_time": check_kick_time,
     "delivery_poll_cron": check_cron,
     "qualification_kick_days": check_kick_days,
     "sms_send_window": check_send_window,
