@@ -119,7 +119,7 @@ def mark_run(session: Session, run_id: uuid.UUID, *, finished: bool) -> None:
     chunk renews it; a prepare that died is stale, and the next prepare reopens the run)."""
     now = func.localtimestamp()
     values: dict[str, Any] = (
-        {"status": str(RunStatus.FINISHED), "finished_at": now}
+        {"status": str(RunStatus.FINISHED), "finished_at": now, "heartbeat_at": now}
         if finished
         else {
             "status": str(RunStatus.RUNNING),

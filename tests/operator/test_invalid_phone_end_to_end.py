@@ -99,6 +99,15 @@ def test_bad_phones_are_imported_checked_and_disqualified(
         )
     ).scalars()
     assert list(texted) == ["P-MOBILE"]
+    sent_on = session.execute(text("SELECT submission_timestamp::date FROM notifications")).scalar()
+    _invoke("run", "delivery-poll", "--day", str(sent_on), "--force")
+    # No run is left Running: each held a lease while it worked and closed its run.
+    runs = session.execute(
+        text("SELECT job, status, heartbeat_at IS NOT NULL AS beat FROM job_runs")
+    ).all()
+    assert {r.job for r in runs} >= {"customer_import", "balance_checks", "qualification",
+                                     "gap_repair", "notifications", "delivery_poll"}  # fmt: skip
+    assert [r for r in runs if r.status != "Finished" or not r.beat] == []
 
 
 def test_phone_revalidation_keeps_an_invalid_number_invalid(session: Session) -> None:
