@@ -62,17 +62,24 @@ def root(
 ) -> None:
     """Premium Customer Notification System: operator commands."""
     errors.State.debug = debug
-    if not {"--help", "-h"} & set(sys.argv[1:]):
+    if not _asks_for_help():
         # Every setting, before any command touches one (a bad value: one line, exit 2).
         from app.config import get_settings
 
         get_settings()
 
 
+def _asks_for_help() -> bool:
+    # Help and the version work whatever the settings say.
+    return bool({"--help", "-h", "--version"} & set(sys.argv[1:]))
+
+
 def main() -> None:
     def start() -> object:
-        # Operators read text; masked like the workers' JSON (no phone numbers, secrets).
-        configure_logging(logging.WARNING, json_format=False)
+        if not _asks_for_help():
+            # Operators read text; masked like the workers' JSON (no phone numbers,
+            # secrets). It reads the settings: a bad one ends in the error layer.
+            configure_logging(logging.WARNING, json_format=False)
         return cli(standalone_mode=False)
 
     raise SystemExit(errors.run(start, err_console))

@@ -118,8 +118,8 @@ def _print_tables(st: ops_status.Status, attention: list[str]) -> None:
         typer.echo(line.rstrip())
         note = r["error"] if r["status"] == "Failed" else r["summary"]
         if r["stale"]:
-            beat = r["heartbeat_at"] or r["started_at"]
-            note = f"no heartbeat since {beat:%m-%d %H:%M} UTC ({r['lease_owner'] or '?'})"
+            beat = (r["heartbeat_at"] or r["started_at"]).replace(tzinfo=UTC).astimezone(tz)
+            note = f"no heartbeat since {beat:%m-%d %H:%M} ({r['lease_owner'] or 'owner unknown'})"
         if note:
             typer.echo(" " * 9 + _clip(" ".join(str(note).split()), 80 - 9))
     typer.echo()

@@ -95,3 +95,18 @@ def test_workers_and_scheduler_refuse_a_bad_setting_at_start(
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert errors and all(e.startswith(f"error: invalid setting {name}: ") for e in errors)
+
+
+def test_help_and_version_work_whatever_the_settings_say() -> None:
+    entry = shutil.which("premium-notify")
+    assert entry
+    env = {**os.environ, "BANK_TIMEZONE": "Mars/Base"}
+    for argv in (["--version"], ["status", "--help"]):
+        done = subprocess.run([entry, *argv], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    refused = subprocess.run([entry, "status"], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert (
+        refused.stderr.strip()
+        == "error: invalid setting BANK_TIMEZONE: unknown time zone 'Mars/Base'"
+    )
