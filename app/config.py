@@ -174,15 +174,18 @@ class Settings(BaseSettings):
     sms_template_he: str | None = Field(default=None, description="Overrides the Hebrew text.")
     sms_template_en: str | None = Field(default=None, description="Overrides the English text.")
     sms_max_segments: int = Field(
-        default=3, ge=1, le=10,
+        default=3,
+        ge=1,
+        le=10,
         description="A rendered message longer than this is refused before sending.",
-    )  # fmt: skip
+    )
     sms_batch_size: int = Field(default=100, ge=1, description="Outbox rows per send batch.")
     sms_claim_chunk: int = Field(
-        default=50, ge=1, description="Rows claimed (Queued -> Sending) per transaction; "
-        "outcomes are recorded per chunk too (a crash leaves at most this many rows for the "
-        "reconciler).",
-    )  # fmt: skip
+        default=50,
+        ge=1,
+        description="Rows claimed (Queued -> Sending) per transaction; outcomes are recorded "
+        "per chunk too (a crash leaves at most this many rows for the reconciler).",
+    )
     sms_max_transient_retries: int = Field(
         default=8, ge=0, description="Transient carrier errors (429, 21611) tolerated per message."
     )
