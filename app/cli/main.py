@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "app.cli.gdpr",
     "app.cli.retention",
     "app.cli.ops_db",
+    "app.cli.ops_backup",
     "app.cli.delivery",
     "app.cli.demo",
 )

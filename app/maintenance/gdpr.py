@@ -30,6 +30,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.config import get_settings
+from app.maintenance import erasure_journal
 from app.models import AuditLog, Customer
 from app.phones import classify
 
@@ -165,6 +166,8 @@ def erase(
             )
         counts["audit_log"] = scrub_audit(session, cid, values)
     _audit(session, cid, "ERASE", operator, {"anonymise": anonymise, "changed": counts})
+    # Outside the database and its backups, before the commit: restores re-apply it.
+    erasure_journal.record(cid, anonymise=anonymise)
     session.expire(customer)
     return counts
 
