@@ -36,6 +36,7 @@ class Pg15(OwnPostgres):
     """A throwaway PostgreSQL 15 cluster with a private socket folder and extra settings."""
 
     def __init__(self, workdir: Path, bin_dir: Path = PG15_BIN) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
         super().__init__(workdir)
         self.bin = bin_dir
         self.workdir = workdir
@@ -86,7 +87,7 @@ class BackRest:
         self.repo = root / "repo"
         self.cipher_pass = secrets.token_urlsafe(24)
         self.stanza = stanza
-        for folder in (root, self.repo, root / "log", root / "lock"):
+        for folder in (root, self.repo, root / "log", root / "lock", root / "spool"):
             folder.mkdir(mode=0o750, parents=True, exist_ok=True)
             cluster.own(folder)
         layout = Layout(
@@ -96,6 +97,7 @@ class BackRest:
             repo_paths={1: self.repo},
             log_path=root / "log",
             lock_path=root / "lock",
+            spool_path=root / "spool",
             pg_port=cluster.port,
         )
         self.config.write_text(render_config(layout))
@@ -110,6 +112,10 @@ class BackRest:
         if archive_timeout is not None:
             values["archive_timeout"] = str(archive_timeout)
         return values
+
+    def share_with(self, other: Pg15) -> None:
+        """``other`` archives into this repository too (a standby, once promoted)."""
+        other.env.update({k: v for k, v in self.cluster.env.items() if k.startswith("PGBACKREST")})
 
     def size(self) -> int:
         return sum(p.stat().st_size for p in self.repo.rglob("*") if p.is_file())

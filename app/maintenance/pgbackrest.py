@@ -78,10 +78,26 @@ class Layout:
     repo_paths: Mapping[int, Path]
     log_path: Path
     lock_path: Path
+    spool_path: Path = Path("/var/spool/pgbackrest")
     pg_user: str = "postgres"
     pg_port: int | None = None
     monthly_repo: int = 0
     process_max: int = 2
+
+
+# docker/compose.yaml's paths; docker/pgbackrest/pgbackrest.conf is render_config(COMPOSE)
+# (a test keeps the two equal). Repository 2 stands for an offsite store (its own volume
+# here; an object store in production: repo2-type=s3 and its credentials).
+COMPOSE = Layout(
+    stanza="premium",
+    pg_path=Path("/var/lib/postgresql/data"),
+    socket_path=Path("/var/run/postgresql"),
+    repo_paths={1: Path("/var/lib/pgbackrest"), 2: Path("/var/lib/pgbackrest-monthly")},
+    log_path=Path("/var/log/pgbackrest"),
+    lock_path=Path("/tmp/pgbackrest"),
+    pg_user="premium_notify",
+    monthly_repo=2,
+)
 
 
 def render_config(layout: Layout) -> str:
@@ -112,7 +128,9 @@ def render_config(layout: Layout) -> str:
         "start-fast=y",
         f"log-path={layout.log_path}",
         f"lock-path={layout.lock_path}",
-        "log-level-console=warn",
+        f"spool-path={layout.spool_path}",
+        "log-level-console=off",  # stdout is for --output=json; problems go to stderr
+        "log-level-stderr=warn",
         "log-level-file=info",
         "",
         f"[{layout.stanza}]",

@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,8 +74,13 @@ def restore_to_time(
     reapply_erasures: bool = True,
     settings: Settings | None = None,
     timeout: float = 3600,
+    inspect: Callable[[Conn], None] | None = None,
 ) -> PitrResult:
-    """Steps 1-5 above; returns durations, the recovered point and the erasure replay."""
+    """Steps 1-5 above; returns durations, the recovered point and the erasure replay.
+
+    ``inspect`` is called with the private connection once the server is promoted and
+    before the erasures are re-applied: the drill compares the restored state there.
+    """
     settings = settings or get_settings()
     if not delta and pgdata.exists() and any(pgdata.iterdir()):
         raise PitrError(f"{pgdata} is not empty (use delta to restore over it)")
@@ -90,8 +96,10 @@ def restore_to_time(
     try:
         _pg_ctl(cluster, pgbr, "start", pgdata, log, socket_dir, timeout)
         recovered_to = _wait_promoted(conn, log, timeout)
-        result = PitrResult(round(restored - started, 2), round(time.monotonic() - restored, 2),
-                            recovered_to, log=log)  # fmt: skip
+        replayed = time.monotonic() - restored
+        result = PitrResult(round(restored - started, 2), round(replayed, 2), recovered_to, log=log)
+        if inspect is not None:
+            inspect(conn)
         if reapply_erasures:
             since = target.astimezone(UTC).replace(tzinfo=None) if target else None
             if since is None and recovered_to is not None:
