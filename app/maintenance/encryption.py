@@ -11,6 +11,7 @@ Everything written here is created 0600 inside 0700 folders.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -58,10 +59,15 @@ def keys(settings: Settings | None = None) -> Keys:
             f"BACKUP_AGE_RECIPIENTS_FILE: {found.recipients} does not exist "
             "(create a key pair with age-keygen; keep the identity offline)"
         )
-    if found.identity.exists():
-        _write_recipients(found.identity, found.recipients)
-    else:
-        generate(found.identity, found.recipients)
+    folder = private_dir(found.recipients.parent)
+    with (folder / ".keygen.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two first erasures at once make one key pair
+        if found.recipients.exists():
+            return found
+        if found.identity.exists():
+            _write_recipients(found.identity, found.recipients)
+        else:
+            generate(found.identity, found.recipients)
     return found
 
 

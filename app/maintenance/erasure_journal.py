@@ -95,8 +95,8 @@ def record(customer_id: uuid.UUID, *, anonymise: bool, settings: Settings | None
 def append_line(journal: Path, payload: str) -> None:
     """Append ``payload`` chained to the last line, under an exclusive lock, fsynced."""
     created = not journal.exists()
-    encryption.private_dir(journal.parent)
     try:
+        encryption.private_dir(journal.parent)
         fd = os.open(journal, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     except OSError as exc:
         raise JournalError(f"cannot open the erasure journal {journal}: {exc.strerror}") from None
