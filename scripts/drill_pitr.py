@@ -24,6 +24,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 from drill_workload import (
     BIN,
@@ -47,6 +48,7 @@ from app.maintenance.pgconn import Conn
 from app.months import Month, local_today
 
 Say = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -173,20 +175,11 @@ def _scenario(opts: Options, out: Outcome, root: Path, cleanup: ExitStack) -> No
     writers.stop()
     last_seq, last_at = beat.last_acked_before(loss)
 
-    cluster = pitr.Cluster(PG15_BIN, "premium", "postgres", primary.user)
-    newest: dict[str, int] = {}
-
-    def at_the_end(private: Conn) -> None:
-        pg = private.connect()
-        try:
-            newest["seq"] = newest_heartbeat(pg)
-        finally:
-            pg.close()
-
-    pitr.restore_to_time(backrest.pgbr, root / "latest" / "pgdata", None, cluster,
-                         archive_mode="off", inspect=at_the_end)
-    recovered_at = beat.acked.get(newest.get("seq", 0), 0.0)
-    out.lost_commits = last_seq - newest.get("seq", 0)
+    # As an operator would: premium-notify db pitr, to the end of the archived WAL.
+    _pitr_command(root / "latest" / "pgdata", backrest, primary.user, url, opts.env)
+    newest = _open(root / "latest", primary, lambda pg: newest_heartbeat(pg))
+    recovered_at = beat.acked.get(newest, 0.0)
+    out.lost_commits = last_seq - newest
     out.rpo_seconds = round(max(0.0, last_at - recovered_at), 1) if out.lost_commits else 0.0
     say(f"  restore after the loss (end of the archived WAL): {out.lost_commits} heartbeat "
         f"commits lost, the newest kept committed {out.rpo_seconds} s before the last one")
@@ -204,11 +197,16 @@ def _scenario(opts: Options, out: Outcome, root: Path, cleanup: ExitStack) -> No
         finally:
             pg.close()
 
+    cluster = pitr.Cluster(PG15_BIN, "premium", "postgres", primary.user)
     result = pitr.restore_to_time(backrest.pgbr, root / "target" / "pgdata", target, cluster,
                                   inspect=at_target)
     out.restore_seconds, out.replay_seconds = result.restore_seconds, result.recovery_seconds
     out.erasure = result.replay.line() if result.replay else "no erasure journal"
-    _open_and_check(root / "target", primary, customer_id, phone, out)
+
+    def opened_checks(pg: Any) -> list[str]:
+        return audit_problems(pg) + erased_problems(pg, customer_id, phone)
+
+    out.problems += _open(root / "target", primary, opened_checks)
     say(f"  restore to the target: pgbackrest restore {out.restore_seconds} s + WAL replay "
         f"{out.replay_seconds} s; {out.tables_equal} tables equal to the target state")
 
@@ -226,11 +224,26 @@ def _erase(account: str, url: str, env: dict[str, str]) -> None:
         raise RuntimeError(f"gdpr erase failed: {done.stderr[-1000:]}")
 
 
-def _open_and_check(folder: Path, primary: Pg15, customer_id: str, phone: str,
-                    out: Outcome) -> None:
-    """Start the restored cluster as usual (as the workers would see it) and check it."""
+def _pitr_command(pgdata: Path, backrest: BackRest, user: str | None, url: str,
+                  env: dict[str, str]) -> None:
+    """``premium-notify db pitr`` with the settings the backup service has in production."""
+    secret = backrest.root / "cipher-pass"
+    secret.write_text(backrest.cipher_pass)
+    secret.chmod(0o600)
+    argv = [str(BIN / "premium-notify"), "db", "pitr", "--pgdata", str(pgdata), "--no-archive",
+            "--pg-bin", str(PG15_BIN), *(["--os-user", user] if user else [])]
+    settings = {"DATABASE_URL": url, "BACKUP_PGBACKREST_CONFIG": str(backrest.config),
+                "BACKUP_STANZA": backrest.stanza, "BACKUP_CIPHER_PASS_FILE": str(secret)}
+    done = subprocess.run(argv, env={**env, **settings}, capture_output=True, text=True,
+                          timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"db pitr failed: {done.stdout[-1000:]} {done.stderr[-2000:]}")
+
+
+def _open(folder: Path, primary: Pg15, check: Callable[[Any], T]) -> T:
+    """Start a restored cluster as usual (as the workers would see it) and ``check`` it."""
     opened = Pg15(folder)
-    opened.env = dict(primary.env)  # it archives on a new timeline: the passphrase
+    opened.env = dict(primary.env)  # it may archive on a new timeline: the passphrase
     opened.own(folder)  # its server log goes there
     opened.socket_dir.mkdir(mode=0o700, exist_ok=True)
     opened.own(opened.socket_dir)
@@ -240,8 +253,7 @@ def _open_and_check(folder: Path, primary: Pg15, customer_id: str, phone: str,
     try:
         pg = opened.admin("premium")
         try:
-            out.problems += audit_problems(pg)
-            out.problems += erased_problems(pg, customer_id, phone)
+            return check(pg)
         finally:
             pg.close()
     finally:

@@ -47,7 +47,7 @@ class Pg15(OwnPostgres):
         subprocess.run(
             [str(self.bin / args[0]), *args[1:]], check=True, timeout=timeout, env=self.env,
             user=self.user, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
 
     def own(self, path: Path) -> None:
         """Give ``path`` to the cluster's OS user (when running as root)."""
@@ -69,7 +69,7 @@ class Pg15(OwnPostgres):
 
     def admin(self, database: str = "postgres") -> Any:
         conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres",
-                                dbname=database, connect_timeout=5)  # fmt: skip
+                                dbname=database, connect_timeout=5)
         conn.autocommit = True
         return conn
 
@@ -142,7 +142,7 @@ class StandbyPair:
         s.pgdata.parent.chmod(0o755)
         p._own(s.pgdata.parent)
         p._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(p.port), "-U", "postgres",
-               "-D", str(s.pgdata), "-R", "-X", "stream")  # fmt: skip
+               "-D", str(s.pgdata), "-R", "-X", "stream")
         with (s.pgdata / "postgresql.conf").open("a") as conf:
             conf.write(f"port = {s.port}\n")
             if isinstance(s, Pg15):

@@ -237,6 +237,7 @@ def point_in_time(
     target = _parse_time(target_time, "--target-time") if target_time else None
     url = Conn.from_url(resolve_database_url())
     pgbr = PgBackRest.from_settings()
+    pgbr.user = os_user  # pgBackRest writes the restored files as the server's owner
     try:
         major = pgbr.info().pg_major or 15
         cluster = pitr.Cluster(

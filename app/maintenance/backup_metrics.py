@@ -95,8 +95,8 @@ def render(
             monthly[-1].stop.timestamp(),
             f'{label},repo="{monthly_repo}"',
         )
-    gauge("pn_backup_stanza_ok", "1 when pgbackrest info says the stanza is ok.",
-          1 if info.status_code == 0 else 0)  # fmt: skip
+    stanza_ok = 1 if info.status_code == 0 else 0
+    gauge("pn_backup_stanza_ok", "1 when pgbackrest info says the stanza is ok.", stanza_ok)
     if archiver is not None:
         if archiver.last_archived:
             gauge(

@@ -43,10 +43,15 @@ class ReplayReport:
 
     def line(self) -> str:
         return (
-            f"erasure journal: {self.journal_entries} entries, {self.considered} newer than the "
-            f"restored point: {self.applied} re-applied, {self.already_erased} already in "
-            f"effect, {self.unknown_customer} customers not in the restored data"
+            f"erasure journal: {_n(self.journal_entries, 'entry', 'entries')}, "
+            f"{self.considered} newer than the restored point: {self.applied} re-applied, "
+            f"{self.already_erased} already in effect, {self.unknown_customer} for customers "
+            "not in the restored data"
         )
+
+
+def _n(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
 
 
 def reapply(

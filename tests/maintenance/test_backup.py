@@ -160,7 +160,7 @@ def test_every_parameter_of_the_database_url_reaches_the_tools() -> None:
     for line in ("host=db.bank.internal", "port=6432", "user=pn", "password=s3cret",
                  "dbname=premium", "sslmode=verify-full", "sslrootcert=/run/secrets/ca.pem",
                  "sslcert=/run/secrets/client.crt", "sslkey=/run/secrets/client.key",
-                 "application_name=pn-backup", "connect_timeout=7"):  # fmt: skip
+                 "application_name=pn-backup", "connect_timeout=7"):
         assert line in service.splitlines(), line
     with conn.tool_env({"PGSSLMODE": "disable", "PATH": "/usr/bin"}) as env:
         service_file = Path(env["PGSERVICEFILE"])

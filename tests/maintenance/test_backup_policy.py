@@ -38,7 +38,7 @@ def test_the_config_file_is_the_policy_rendered_for_compose() -> None:
     for line in ("repo1-retention-full-type=time", "repo1-retention-full=90",
                  "repo1-retention-diff=30", "repo2-retention-full-type=time",
                  "repo2-retention-full=365", "repo1-cipher-type=aes-256-cbc",
-                 "repo2-cipher-type=aes-256-cbc"):  # fmt: skip
+                 "repo2-cipher-type=aes-256-cbc"):
         assert line in text.splitlines(), line
     assert "cipher-pass" not in text  # the passphrase is a secret file, never in the config
 
@@ -78,7 +78,7 @@ def test_images_carry_the_backup_tools_and_share_the_uid() -> None:
 
 def _backup(kind: str, stop: datetime, repo: int = 1) -> BackupInfo:
     return BackupInfo(f"{stop:%Y%m%d}", kind, repo, stop - timedelta(minutes=5), stop,
-                      1000, 100, False)  # fmt: skip
+                      1000, 100, False)
 
 
 def test_weekly_full_daily_differential_and_catch_up_after_an_outage() -> None:
@@ -128,13 +128,13 @@ def test_metrics_feed_the_backup_alert_and_pass_promtool(tmp_path: Path) -> None
              "timestamp": {"start": 1_700_090_000, "stop": 1_700_090_100},
              "info": {"size": 5100, "repository": {"size": 900}}},
         ],
-    }]  # fmt: skip
+    }]
     info = parse_info(raw, "premium")
     assert info.pg_major == 15 and [b.repo for b in info.good(1)] == [1, 1]
     now = datetime.fromtimestamp(1_700_090_000, UTC)
     archiver = backup_metrics.Archiver(10, now, 0, None)
     body = backup_metrics.render("premium", info, now, monthly_repo=2, archiver=archiver,
-                                 last_failure=1_699_000_000.0)  # fmt: skip
+                                 last_failure=1_699_000_000.0)
     promtool_check_metrics(body)
     rule = (DOCKER / "prometheus" / "rules" / "database.yml").read_text()
     used = set(re.findall(r"\bpn_backup_[a-z_]+", rule))

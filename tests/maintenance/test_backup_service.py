@@ -58,7 +58,7 @@ def _image_files(app: Path) -> None:
         destination = app / target.removeprefix("./") if target != "./" else app / source
         if (ROOT / source).is_dir():
             shutil.copytree(ROOT / source, destination, ignore=shutil.ignore_patterns(
-                "__pycache__"))  # fmt: skip
+                "__pycache__"))
         else:
             shutil.copy2(ROOT / source, destination)
 
@@ -77,7 +77,7 @@ class Container:
         for container_path in ("/var/lib/pgbackrest", "/var/lib/pgbackrest-monthly",
                                "/var/lib/premium-notify/backups", "/var/lib/premium-notify/metrics",
                                "/var/log/pgbackrest", "/tmp/pgbackrest", "/var/spool/pgbackrest",
-                               "/tmp/prometheus", "/run/secrets", "/etc/pgbackrest"):  # fmt: skip
+                               "/tmp/prometheus", "/run/secrets", "/etc/pgbackrest"):
             self.paths[container_path] = self._folder(container_path)
         shutil.copy2(DOCKER / "pgbackrest" / "pgbackrest.conf", self.paths["/etc/pgbackrest"])
         self.paths["/var/lib/postgresql/data"] = self.db.pgdata
@@ -87,7 +87,7 @@ class Container:
         self.identity = root / "identity.txt"  # stays outside the container, as in production
         subprocess.run(["age-keygen", "-o", str(self.identity)], check=True, capture_output=True)
         public = subprocess.run(["age-keygen", "-y", str(self.identity)], check=True,
-                                capture_output=True, text=True).stdout  # fmt: skip
+                                capture_output=True, text=True).stdout
         # Exactly the secrets compose mounts into the service (a *_FILE naming another one
         # would fail the service at start, in the container as here).
         values = {"pgbackrest_cipher_pass": self.cipher_pass, "backup_age_recipients": public}
@@ -101,14 +101,14 @@ class Container:
         venv = self._folder("/opt/venv")
         python = _python_for(self.user)
         subprocess.run([python, "-m", "venv", "--without-pip", "--clear", str(venv)], check=True,
-                       user=self.user)  # fmt: skip
+                       user=self.user)
         packages = next(Path(sys.prefix).glob("lib/python3.11/site-packages"))
         (next(venv.glob("lib/python3.11/site-packages")) / "pn-image.pth").write_text(
             f"import site; site.addsitedir({str(packages)!r})\n"
         )
         command = venv / "bin" / "premium-notify"
         command.write_text(f"#!{venv}/bin/python\nimport sys\nfrom app.cli.main import main\n"
-                           "sys.exit(main())\n")  # fmt: skip
+                           "sys.exit(main())\n")
         command.chmod(0o755)
         return venv
 
@@ -135,7 +135,7 @@ class Container:
     def pgbackrest_env(self) -> dict[str, str]:
         """pgBackRest's own variables: the config file's container paths, mapped."""
         env = {"PGBACKREST_CONFIG": self.map("/etc/pgbackrest/pgbackrest.conf"),
-               "PGBACKREST_PG1_PORT": str(self.db.port)}  # fmt: skip
+               "PGBACKREST_PG1_PORT": str(self.db.port)}
         for line in (DOCKER / "pgbackrest" / "pgbackrest.conf").read_text().splitlines():
             key, _, value = line.partition("=")
             if key.endswith("-path") and value.startswith("/"):
@@ -150,7 +150,7 @@ class Container:
         self.db.init_with(settings)
         self.db.env.update(self.pgbackrest_env())
         self.db.env.update(PGBACKREST_REPO1_CIPHER_PASS=self.cipher_pass,
-                           PGBACKREST_REPO2_CIPHER_PASS=self.cipher_pass)  # fmt: skip
+                           PGBACKREST_REPO2_CIPHER_PASS=self.cipher_pass)
         self.db.start()
         env = _compose()["services"]["postgres"]["environment"]
         owner, database = env["POSTGRES_USER"], env["POSTGRES_DB"]
@@ -162,7 +162,7 @@ class Container:
         pg.cursor().execute("CREATE TABLE ledger AS SELECT g AS id FROM generate_series(1, 500) g")
         pg.close()
         self._secret("database_url",
-                     f"postgresql://{owner}@127.0.0.1:{self.db.port}/{database}")  # fmt: skip
+                     f"postgresql://{owner}@127.0.0.1:{self.db.port}/{database}")
 
     def service_env(self) -> dict[str, str]:
         service = _compose()["services"]["backup"]
@@ -184,7 +184,7 @@ class Container:
         command = [str(c) for c in _compose()["services"]["backup"]["command"]]
         return subprocess.Popen(command, cwd=self.app, env=self.service_env(), user=self.user,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)  # fmt: skip
+                                start_new_session=True)
 
 
 def _python_for(user: str | None) -> str:
