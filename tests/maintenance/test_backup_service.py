@@ -278,6 +278,17 @@ def test_the_backup_container_command_backs_up_exports_and_publishes_metrics(
     assert stat.S_IMODE(dump.stat().st_mode) == 0o600
     assert dump.read_bytes().startswith(b"age-encryption.org/v1")
 
+    # By hand, in the same container: a differential now, then list, check and verify.
+    for argv, expect in ((["db", "backup"], "diff backup"),
+                         (["db", "backups", "--verify", "--format", "csv"], "verify: ok")):
+        done = subprocess.run([str(container.venv / "bin" / "premium-notify"), *argv],
+                              cwd=container.app, env=container.service_env(), user=container.user,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert expect in done.stdout + done.stderr
+    listed = done.stdout.splitlines()
+    assert [row.split(",")[1] for row in listed[1:]].count("full") == 2  # daily + monthly
+
     # The database is gone: the same command fails, loudly, and says so in its metrics.
     container.db.stop("immediate")
     failing = container.run()
