@@ -199,7 +199,7 @@ def _scenario(opts: Options, out: Outcome, root: Path, cleanup: ExitStack) -> No
 
     cluster = pitr.Cluster(PG15_BIN, "premium", "postgres", primary.user)
     result = pitr.restore_to_time(backrest.pgbr, root / "target" / "pgdata", target, cluster,
-                                  inspect=at_target)
+                                  inspect=at_target, log=root / "target-pitr.log")
     out.restore_seconds, out.replay_seconds = result.restore_seconds, result.recovery_seconds
     out.erasure = result.replay.line() if result.replay else "no erasure journal"
 
@@ -227,13 +227,15 @@ def _erase(account: str, url: str, env: dict[str, str]) -> None:
 def _pitr_command(pgdata: Path, backrest: BackRest, user: str | None, url: str,
                   env: dict[str, str]) -> None:
     """``premium-notify db pitr`` with the settings the backup service has in production."""
+    pgdata.parent.mkdir(mode=0o755, exist_ok=True)
     secret = backrest.root / "cipher-pass"
     secret.write_text(backrest.cipher_pass)
     secret.chmod(0o600)
     argv = [str(BIN / "premium-notify"), "db", "pitr", "--pgdata", str(pgdata), "--no-archive",
             "--pg-bin", str(PG15_BIN), *(["--os-user", user] if user else [])]
     settings = {"DATABASE_URL": url, "BACKUP_PGBACKREST_CONFIG": str(backrest.config),
-                "BACKUP_STANZA": backrest.stanza, "BACKUP_CIPHER_PASS_FILE": str(secret)}
+                "BACKUP_STANZA": backrest.stanza, "BACKUP_CIPHER_PASS_FILE": str(secret),
+                "TMPDIR": str(pgdata.parent)}  # its server log and socket stay in the drill's
     done = subprocess.run(argv, env={**env, **settings}, capture_output=True, text=True,
                           timeout=1800)
     if done.returncode != 0:

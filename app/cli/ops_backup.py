@@ -119,7 +119,9 @@ def backup(
     try:
         service.pgbr.stanza_create()
         chosen = kind.value
-        if kind is BackupType.AUTO:
+        if kind is BackupType.AUTO and repo not in (None, 1):
+            chosen = "full"  # another repository holds monthly fulls only
+        elif kind is BackupType.AUTO:
             due = backup_schedule.plan(
                 datetime.now(UTC),
                 list(service.pgbr.info().good()),
@@ -258,6 +260,7 @@ def point_in_time(
     )
     if result.replay is not None:
         typer.echo(result.replay.line())
+    typer.echo(f"server log of the recovery: {result.log}")
     typer.echo("stopped: start it as usual (workers reconnect by themselves)")
 
 

@@ -34,7 +34,7 @@ from typing import IO, Any
 
 from app.config import Settings, get_settings
 from app.maintenance import encryption
-from app.maintenance.backup_rotation import (  # noqa: F401  (the module's public API)
+from app.maintenance.backup_rotation import (
     NAME_RE,
     backup_time,
     rotate,

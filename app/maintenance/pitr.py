@@ -75,11 +75,13 @@ def restore_to_time(
     settings: Settings | None = None,
     timeout: float = 3600,
     inspect: Callable[[Conn], None] | None = None,
+    log: Path | None = None,
 ) -> PitrResult:
     """Steps 1-5 above; returns durations, the recovered point and the erasure replay.
 
     ``inspect`` is called with the private connection once the server is promoted and
     before the erasures are re-applied: the drill compares the restored state there.
+    ``log``: the server's log while it recovers (default: a new file in the temp folder).
     """
     settings = settings or get_settings()
     if not delta and pgdata.exists() and any(pgdata.iterdir()):
@@ -90,8 +92,14 @@ def restore_to_time(
     restored = time.monotonic()
     socket_dir = Path(tempfile.mkdtemp(prefix="pn-pitr-"))
     _chown(socket_dir, cluster.os_user)
-    log = pgdata.parent / f"{pgdata.name}-pitr.log"
-    _touch(log, cluster.os_user)
+    # The server's log while it recovers: a temporary file (the data folder's parent may
+    # not be writable, e.g. /var/lib/postgresql in the image); its path is in the result.
+    if log is None:
+        fd, name = tempfile.mkstemp(prefix="pn-pitr-", suffix=".log")
+        os.close(fd)
+        log = Path(name)
+    log.touch(mode=0o600, exist_ok=True)
+    _chown(log, cluster.os_user)
     conn = Conn(str(socket_dir), str(PRIVATE_PORT), cluster.db_user, None, cluster.database)
     try:
         _pg_ctl(cluster, pgbr, "start", pgdata, log, socket_dir, timeout)
@@ -127,11 +135,6 @@ def _chown(path: Path, os_user: str | None) -> None:
     if os_user is not None and os.geteuid() == 0:
         entry = pwd.getpwnam(os_user)
         os.chown(path, entry.pw_uid, entry.pw_gid)
-
-
-def _touch(path: Path, os_user: str | None) -> None:
-    path.touch(mode=0o600, exist_ok=True)
-    _chown(path, os_user)
 
 
 def _pg_ctl(
