@@ -18,7 +18,7 @@ from types import FrameType
 
 import typer
 
-from app.cli.common import OutputFormat, UserError, emit_rows
+from app.cli.common import OutputFormat, UserError, emit_rows, fail
 from app.cli.groups import db_app
 from app.config import get_settings
 from app.db.session import resolve_database_url
@@ -133,7 +133,7 @@ def backup(
         service.publish(info)
     except PgBackRestError as exc:
         service.fail(exc)
-        raise UserError(str(exc)) from None
+        raise fail(str(exc), code=1) from None  # a failed backup is not an operator error
     newest = info.good(repo or 1)[-1]
     typer.echo(
         f"{newest.type} backup {newest.label} (repository {newest.repo}): database "
@@ -153,7 +153,7 @@ def backups(verify: bool = _VERIFY_OPT, fmt: OutputFormat = _FMT_OPT) -> None:
             for repo in sorted({b.repo for b in info.backups}) or [1]:
                 pgbr.verify(repo)
     except PgBackRestError as exc:
-        raise UserError(str(exc)) from None
+        raise fail(str(exc), code=1) from None
     rows = [
         {
             "label": b.label,
@@ -237,6 +237,8 @@ def point_in_time(
 ) -> None:
     """Restore the cluster to a time, re-apply erasures on a private socket, stop it."""
     target = _parse_time(target_time, "--target-time") if target_time else None
+    if not delta and pgdata.exists() and any(pgdata.iterdir()):
+        raise UserError(f"{pgdata} is not empty (--delta restores over it)")
     url = Conn.from_url(resolve_database_url())
     pgbr = PgBackRest.from_settings()
     pgbr.user = os_user  # pgBackRest writes the restored files as the server's owner
@@ -253,7 +255,7 @@ def point_in_time(
             pgbr, pgdata, target, cluster, archive_mode=archive_mode, delta=delta
         )
     except (PgBackRestError, pitr.PitrError, erasure_journal.JournalError) as exc:
-        raise UserError(str(exc)) from None
+        raise fail(str(exc), code=1) from None
     typer.echo(
         f"restored {pgdata} in {result.restore_seconds} s, WAL replayed in "
         f"{result.recovery_seconds} s; last transaction recovered: {result.recovered_to}"

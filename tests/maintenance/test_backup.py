@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -230,3 +232,21 @@ def test_tool_matches_the_server_version(database_url: str) -> None:
 
     assert _tool_major(tool) == major
     assert make_url(database_url).database  # sanity: a real database URL
+
+
+def test_pitr_refuses_bad_operator_input_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "PG_VERSION").write_text("15\n")
+    for args, message in (
+        (["--pgdata", str(tmp_path / "new"), "--target-time", "2026-11-30T14:05"], "UTC offset"),
+        (["--pgdata", str(tmp_path / "old")], "not empty"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "app.cli.main", "db", "pitr", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COLUMNS": "300"},  # rich wraps at the terminal's width
+        )
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
