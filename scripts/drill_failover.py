@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg2
 from chaos_servers import OwnPostgres
 from drill_workload import Days, Heartbeat, audit_problems, newest_heartbeat
-from pg_clusters import BackRest, Pg15, StandbyPair
+from pg_clusters import BackRest, Pg15, StandbyPair, migrate_and_seed
 
 Say = Callable[[str], None]
 # Two past business dates (a check date may not be in the future).
@@ -72,7 +72,7 @@ def _scenario(opts: Options, out: Outcome, root: Path, cleanup: ExitStack) -> No
     pair.start(lambda p: primary.init_with(backrest.server_settings(opts.archive_timeout)))
     backrest.pgbr.stanza_create()
     url = pair.url()
-    _migrate_and_seed(url, opts.customers)
+    migrate_and_seed(url, opts.customers)
     (root / "work").mkdir()
     writers = Days(url, root / "work", opts.customers)
     cleanup.callback(writers.stop)
@@ -159,23 +159,3 @@ def _day_problems(pg: psycopg2.extensions.connection, customers: int) -> list[st
     if dup and dup[0]:
         problems.append(f"{dup[0]} duplicated checks")
     return problems
-
-
-def _migrate_and_seed(url: str, customers: int) -> None:
-    from sqlalchemy import text
-
-    from alembic import command
-    from app.cli.db import alembic_config
-    from app.db.session import build_engine
-
-    config = alembic_config(url)
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
-    engine = build_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO customers (account_number, first_name, last_name, phone_number, "
-            "is_active, phone_status, phone_is_valid_mobile) SELECT 'FO' || g, 'Dana', 'Levi', "
-            "'+97252' || lpad(g::text, 7, '0'), true, 'MOBILE', true "
-            "FROM generate_series(1, :n) g"), {"n": customers})
-    engine.dispose()

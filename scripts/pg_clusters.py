@@ -189,3 +189,29 @@ class StandbyPair:
                 server.stop("immediate")
             except subprocess.CalledProcessError:
                 pass  # already down
+
+
+def migrate_and_seed(url: str, customers: int) -> None:
+    """The failover scenarios' database: migrated, ``customers`` active customers with
+    valid mobiles (account numbers FO1..FOn)."""
+    from sqlalchemy import text
+
+    from alembic import command
+    from app.cli.db import alembic_config
+    from app.db.session import build_engine
+
+    config = alembic_config(url)
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+    engine = build_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO customers (account_number, first_name, last_name, phone_number, "
+                "is_active, phone_status, phone_is_valid_mobile) SELECT 'FO' || g, 'Dana', "
+                "'Levi', '+97252' || lpad(g::text, 7, '0'), true, 'MOBILE', true "
+                "FROM generate_series(1, :n) g"
+            ),
+            {"n": customers},
+        )
+    engine.dispose()

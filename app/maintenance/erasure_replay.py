@@ -111,14 +111,7 @@ def scope_on(url: str) -> tuple[SessionScope, Engine]:
 
     @contextmanager
     def scope() -> Iterator[Session]:
-        session = factory()
-        try:
+        with factory.begin() as session:  # commit, or roll back on error; then close
             yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
 
     return scope, engine

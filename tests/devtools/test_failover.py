@@ -23,7 +23,7 @@ from sqlalchemy import Engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 from chaos_servers import OwnRedis, worker  # noqa: E402
-from pg_clusters import StandbyPair  # noqa: E402
+from pg_clusters import StandbyPair, migrate_and_seed  # noqa: E402
 
 from app.db.session import build_engine  # noqa: E402
 from app.devtools.simulators.core_banking import CoreBankingConfig, CoreBankingThread  # noqa: E402
@@ -69,20 +69,9 @@ def _finished(engine: Engine, day: date) -> bool:
 def test_worker_survives_primary_loss_and_nothing_is_lost(
     cluster: StandbyPair, tmp_path: Path
 ) -> None:
-    from alembic import command
-    from app.cli.db import alembic_config
-
     url = cluster.url()
-    config = alembic_config(url)
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
+    migrate_and_seed(url, CUSTOMERS)
     engine = build_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO customers (account_number, first_name, last_name, phone_number, "
-            "is_active, phone_status, phone_is_valid_mobile) SELECT 'FO' || g, 'N', 'N', "
-            "'+97252' || lpad(g::text, 7, '0'), true, 'MOBILE', true "
-            "FROM generate_series(1, :n) g"), {"n": CUSTOMERS})  # fmt: skip
     redis = OwnRedis(tmp_path)
     redis.start()
     bank = CoreBankingThread(CoreBankingConfig(seed=3, latency=0.4)).start()

@@ -22,6 +22,7 @@ from app.maintenance import backup, gdpr
 from app.maintenance.pgconn import Conn
 from tests.conftest import drop_database
 from tests.support.backup import isolated_backup_env
+from tests.support.db import all_text
 from tests.support.factories import (
     create_check,
     create_customer,
@@ -90,20 +91,6 @@ def test_restore_refuses_a_non_empty_database_and_checks_before_decrypting(
         backup.restore(dump, source.with_database("pn_never_created"))
 
 
-def _all_text(session: Session) -> str:
-    columns = session.execute(
-        text(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = 'public' AND data_type IN "
-            "('text', 'character varying', 'json', 'jsonb')"
-        )
-    ).all()
-    parts = []
-    for table, column in columns:
-        parts += [str(v) for v in session.scalars(text(f'SELECT "{column}"::text FROM "{table}"'))]
-    return "\n".join(parts)
-
-
 def test_an_erased_customer_does_not_come_back_with_an_older_export(
     session: Session, database_url: str, backup_env: Path
 ) -> None:
@@ -131,7 +118,7 @@ def test_an_erased_customer_does_not_come_back_with_an_older_export(
         engine = create_engine(restored_url)
         try:
             with Session(engine) as restored:
-                everything = _all_text(restored)
+                everything = all_text(restored)
                 row = restored.execute(
                     text("SELECT is_active, anonymised_at FROM customers WHERE id = :c"),
                     {"c": customer.id},
