@@ -66,6 +66,7 @@ __all__ = [
 
 
 def sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(CHUNK), b""):
@@ -159,6 +160,7 @@ def _read(stream: IO[bytes]) -> bytes:
 
 
 def read_sidecar(dump: Path) -> dict[str, Any] | None:
+    """The export's ``.json`` sidecar, or None when there is none."""
     sidecar = Path(str(dump) + ".json")
     return json.loads(sidecar.read_text()) if sidecar.exists() else None
 

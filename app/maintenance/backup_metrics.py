@@ -129,4 +129,5 @@ def render(
 
 
 def write(path: Path, body: str) -> None:
+    """Replace the textfile atomically (the collector never reads half of it)."""
     write_atomic(path, body)

@@ -20,6 +20,7 @@ DAILY_DAYS, WEEKLY_DAYS, MONTHLY_DAYS = 30, 90, 365
 
 
 def backup_time(path: Path) -> datetime | None:
+    """The UTC time in an export's file name (None: not an export's name)."""
     match = NAME_RE.match(path.name)
     if not match:
         return None

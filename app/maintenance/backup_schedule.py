@@ -56,12 +56,14 @@ def last_slot(now: datetime, rules: Rules) -> datetime:
 
 
 def last_weekday_slot(now: datetime, rules: Rules, weekday: str) -> datetime:
+    """The latest slot on ``weekday`` at or before ``now``."""
     slot = last_slot(now, rules)
     back = (slot.weekday() - WEEKDAYS.index(weekday)) % 7
     return datetime.combine(slot.date() - timedelta(days=back), rules.at, tzinfo=rules.tz)
 
 
 def last_month_slot(now: datetime, rules: Rules) -> datetime:
+    """The slot on the 1st of the month of the latest slot."""
     slot = last_slot(now, rules)
     return datetime.combine(slot.date().replace(day=1), rules.at, tzinfo=rules.tz)
 
@@ -93,4 +95,5 @@ def plan(
 
 
 def next_slot(now: datetime, rules: Rules) -> datetime:
+    """The next slot after ``now`` (the service sleeps until then, a minute at most)."""
     return last_slot(now, rules) + timedelta(days=1)

@@ -37,6 +37,7 @@ TICK_SECONDS = 60.0
 
 
 def rules_from(settings: Settings) -> Rules:
+    """The schedule's rules from the BACKUP_* settings."""
     hour, minute = (int(x) for x in settings.backup_time.split(":"))
     return Rules(
         at=clock_time(hour, minute),
@@ -48,10 +49,12 @@ def rules_from(settings: Settings) -> Rules:
 
 
 def metrics_path(settings: Settings) -> Path:
+    """The physical backups' textfile (BACKUP_METRICS_FILE)."""
     return settings.backup_metrics_file or settings.backup_dir / "pn_backup.prom"
 
 
 def export_metrics_path(settings: Settings) -> Path:
+    """The logical export's textfile, beside the physical one."""
     physical = metrics_path(settings)
     return physical.with_name(physical.stem + "_export.prom")
 
@@ -70,6 +73,7 @@ class BackupService:
         return cls(settings, PgBackRest.from_settings(settings), conn)
 
     def start(self) -> None:
+        """Create the stanza if needed and check the repositories and WAL archiving."""
         self.pgbr.stanza_create()
         self.pgbr.check()
         self.say(f"backup service: stanza {self.pgbr.stanza} ok, WAL archiving checked")
@@ -123,6 +127,7 @@ class BackupService:
         return max(stamps, default=None)
 
     def publish(self, info: StanzaInfo, failed_at: float | None = None) -> None:
+        """Rewrite the textfile from the repository's record (and the server's archiver)."""
         path = metrics_path(self.settings)
         failure = failed_at if failed_at is not None else backup_metrics.previous_failure(path)
         body = backup_metrics.render(

@@ -62,6 +62,7 @@ class Entry:
 
 
 def path(settings: Settings | None = None) -> Path:
+    """The journal file (ERASURE_JOURNAL_DIR/journal.log)."""
     return (settings or get_settings()).erasure_journal_dir / FILE_NAME
 
 

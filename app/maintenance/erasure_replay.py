@@ -42,6 +42,7 @@ class ReplayReport:
     applied_ids: list[str] = field(default_factory=list)
 
     def line(self) -> str:
+        """One line for operators (counts only, no ids of customers)."""
         return (
             f"erasure journal: {_n(self.journal_entries, 'entry', 'entries')}, "
             f"{self.considered} newer than the restored point: {self.applied} re-applied, "

@@ -54,6 +54,7 @@ class PgBackRestError(RuntimeError):
 
 
 def archive_command(stanza: str, config: Path | None = None) -> str:
+    """The server's ``archive_command``: pgBackRest pushes each WAL segment."""
     config_opt = f" --config={config}" if config else ""
     return f"pgbackrest{config_opt} --stanza={stanza} archive-push %p"
 
@@ -215,6 +216,7 @@ class PgBackRest:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> PgBackRest:
+        """From BACKUP_STANZA, BACKUP_PGBACKREST_CONFIG and BACKUP_CIPHER_PASS."""
         settings = settings or get_settings()
         secret = settings.backup_cipher_pass
         return cls(
@@ -224,6 +226,7 @@ class PgBackRest:
         )
 
     def env(self) -> dict[str, str]:
+        """This process's environment plus the repositories' passphrase."""
         env = dict(os.environ)
         env.update(self.extra_env)
         if self.cipher_pass:
@@ -232,6 +235,7 @@ class PgBackRest:
         return env
 
     def run(self, command: str, *options: str, timeout: float | None = None) -> str:
+        """Run one pgBackRest command; its stdout, or PgBackRestError with its stderr."""
         argv = [self.binary]
         if self.config:
             argv.append(f"--config={self.config}")
@@ -265,6 +269,7 @@ class PgBackRest:
         self.run("check")
 
     def backup(self, kind: str, repo: int | None = None) -> None:
+        """A ``full``, ``diff`` or ``incr`` backup (then pgBackRest's own expire)."""
         options = [f"--type={kind}"]
         if repo:
             options.append(f"--repo={repo}")
@@ -275,6 +280,7 @@ class PgBackRest:
         self.run("verify", *([f"--repo={repo}"] if repo else []))
 
     def info(self) -> StanzaInfo:
+        """The stanza's backups, as the repository records them."""
         return parse_info(json.loads(self.run("info", "--output=json") or "[]"), self.stanza)
 
     def restore(

@@ -39,6 +39,7 @@ class Conn:
 
     @classmethod
     def from_url(cls, url: str) -> Conn:
+        """Every part of a SQLAlchemy/libpq URL (several hosts as ``?host=h:p&host=...``)."""
         u = make_url(url)
         query = {k: v for k, v in u.query.items()}
         hosts, ports = _hosts(u.host, u.port, query.pop("host", None), query.pop("port", None))
@@ -53,6 +54,7 @@ class Conn:
         )
 
     def with_database(self, database: str) -> Conn:
+        """The same connection to another database of the server."""
         return Conn(self.host, self.port, self.user, self.password, database, dict(self.options))
 
     def params(self) -> dict[str, str]:
@@ -105,6 +107,7 @@ class Conn:
             shutil.rmtree(folder, ignore_errors=True)
 
     def service_text(self) -> str:
+        """The ``[pn]`` section of a libpq service file with every parameter."""
         lines = [f"[{SERVICE}]"]
         for key, value in self.params().items():
             if "\n" in value or "\r" in value:
