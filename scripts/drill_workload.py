@@ -149,10 +149,11 @@ class Days:
         self.bank = CoreBankingThread(CoreBankingConfig(seed=7, latency=0.05))
         self.proc: Proc | None = None
         self.engine: Engine = build_engine(url, pool_size=1, max_overflow=1)
-        batch = "200" if customers_hint > 2000 else "50"
-        self.batch = batch
+        self.batch = "200" if customers_hint > 2000 else "50"
+        self.stopped = False
 
     def start(self) -> None:
+        """Redis, the simulator, then the worker (``dramatiq worker.tasks``)."""
         self.redis.start()
         self.bank.start()
         env = clean_env(
@@ -213,6 +214,10 @@ class Days:
             self.wait(day, timeout)
 
     def stop(self) -> None:
+        """Stop the worker, the simulator and Redis (once: cleanup may call it again)."""
+        if self.stopped:
+            return
+        self.stopped = True
         if self.proc is not None:
             self.proc.stop()
         self.bank.stop()
