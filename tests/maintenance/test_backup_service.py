@@ -217,14 +217,16 @@ sys.meta_path.insert(0, _NoDevPackages())
 def container() -> Iterator[Container]:
     root = Path(tempfile.mkdtemp(prefix="pn-backup-svc-"))  # not pytest's: private to root
     root.chmod(0o755)
-    c = Container(root)
+    c: Container | None = None
     try:
+        c = Container(root)
         yield c
     finally:
-        try:
-            c.db.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass
+        if c is not None:
+            try:
+                c.db.stop("immediate")
+            except subprocess.CalledProcessError:
+                pass  # not started, or stopped by the test
         shutil.rmtree(root, ignore_errors=True)
 
 
