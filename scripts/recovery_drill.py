@@ -99,9 +99,9 @@ def main() -> int:
     signal.alarm(int(args.timeout))
     began = time.monotonic()
     kind = "short" if args.short else "full"
-    say(f"Recovery drill ({kind}): own clusters, PostgreSQL {_pg_version()}, {_pgbr_version()}, "
-        f"loopback only; work folder {work}")
     try:
+        say(f"Recovery drill ({kind}): own clusters, PostgreSQL {_pg_version()}, "
+            f"{_pgbr_version()}, loopback only; work folder {work}")
         say("(a) point in time")
         a = drill_pitr.run(drill_pitr.Options(
             customers=args.customers, days_before=2 if args.short else 4,

@@ -61,26 +61,29 @@ def _certificates(folder: Path) -> None:
 def tls_cluster() -> Iterator[tuple[Pg15, Path]]:
     root = Path(tempfile.mkdtemp(prefix="pn-tls-"))
     root.chmod(0o755)
-    certs = root / "certs"
-    certs.mkdir()
-    _certificates(certs)
-    db = Pg15(root / "db")
-    server_key = root / "db" / "server.key"
-    shutil.copy2(certs / "server.key", server_key)
-    db.own(server_key)  # the server reads its key as itself, 0600
-    db.init_with({
-        "ssl": "on", "ssl_cert_file": str(certs / "server.crt"), "ssl_key_file": str(server_key),
-        "ssl_ca_file": str(certs / "ca.crt"), "log_connections": "on",
-    })
-    (db.pgdata / "pg_hba.conf").write_text("hostssl all all 127.0.0.1/32 cert\n")
-    db.start()
+    db: Pg15 | None = None
     try:
+        certs = root / "certs"
+        certs.mkdir()
+        _certificates(certs)
+        db = Pg15(root / "db")
+        server_key = root / "db" / "server.key"
+        shutil.copy2(certs / "server.key", server_key)
+        db.own(server_key)  # the server reads its key as itself, 0600
+        db.init_with({
+            "ssl": "on", "ssl_cert_file": str(certs / "server.crt"),
+            "ssl_key_file": str(server_key), "ssl_ca_file": str(certs / "ca.crt"),
+            "log_connections": "on",
+        })
+        (db.pgdata / "pg_hba.conf").write_text("hostssl all all 127.0.0.1/32 cert\n")
+        db.start()
         yield db, certs
     finally:
-        try:
-            db.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass
+        if db is not None:
+            try:
+                db.stop("immediate")
+            except subprocess.CalledProcessError:
+                pass  # never started
         shutil.rmtree(root, ignore_errors=True)
 
 
