@@ -99,6 +99,8 @@ def append_line(journal: Path, payload: str) -> None:
     try:
         encryption.private_dir(journal.parent)
         fd = os.open(journal, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    except encryption.EncryptionError as exc:  # its folder could not be made
+        raise JournalError(f"cannot open the erasure journal {journal}: {exc}") from None
     except OSError as exc:
         raise JournalError(f"cannot open the erasure journal {journal}: {exc.strerror}") from None
     try:
