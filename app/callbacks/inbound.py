@@ -2,7 +2,8 @@
 
 Only what the system may keep is recorded: the customer (found by the sender's number,
 which itself is not stored) and the message's keyword when it is exactly one of Twilio's
-opt-out / opt-in / help words (``receipts.KEYWORDS``); never the text.
+opt-out / opt-in / help words, English or Hebrew (``app.campaign.keywords``); never
+the text.
 
 ``INBOUND_HANDLERS`` is the extension point: each handler gets the transaction and the
 ``InboundMessage`` and returns an outcome word (or None). Opt-outs (issue 20) add theirs

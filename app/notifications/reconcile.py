@@ -7,7 +7,8 @@
   delay is far above the carrier timeout, so no live worker still holds such a row.
 * Rows **Queued** and untouched for SMS_RECONCILE_QUEUED_AFTER_SECONDS (the broker lost
   the batch message) have their batches handed back to be enqueued again; enqueueing a
-  batch twice is harmless because each row is claimed atomically.
+  batch twice is harmless because each row is claimed atomically. Not while the window
+  is closed or sending is paused (``sms pause``): the batches wait for that themselves.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from app.campaign.switch import is_paused
 from app.config import Settings, get_settings
 from app.db.session import SessionScope
 from app.models.enums import SubmissionStatus
@@ -92,7 +94,7 @@ def reconcile_outbox(
     window = window or SendWindow.from_settings(settings)
     with scope() as session:
         record(session, results)
-        if window.is_open(now):
+        if window.is_open(now) and not is_paused(session):
             queued_cutoff = now - timedelta(seconds=settings.sms_reconcile_queued_after_seconds)
             stale = stale_queued_batches(session, queued_cutoff)
             result.stale_queued_batches = len(stale)

@@ -146,7 +146,8 @@ def test_wrong_encoding_and_missing_fields_are_4xx(receiver: ReceiverThread) -> 
 def test_health_and_readiness(receiver: ReceiverThread) -> None:
     assert requests.get(receiver.base_url + "/healthz", timeout=5).json() == {"status": "ok"}
     ready = requests.get(receiver.base_url + "/readyz", timeout=5)
-    assert ready.status_code == 200 and ready.json()["schema"] == schema_head() == "0003"
+    # The head of alembic/versions (not a fixed id: every new migration moves it).
+    assert ready.status_code == 200 and ready.json()["schema"] == schema_head() is not None
 
 
 def test_not_ready_when_the_database_is_down(db: Engine) -> None:
