@@ -35,7 +35,9 @@ from app.notifications.window import SendWindow
 from worker import limits
 
 FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
-sms_app = typer.Typer(help="SMS templates and segment counts.", no_args_is_help=True)
+sms_app = typer.Typer(
+    help="SMS templates, segment counts and the kill switch.", no_args_is_help=True
+)
 cli.add_typer(sms_app, name="sms")
 
 

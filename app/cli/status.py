@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.markup import escape
 
+from app.campaign.report import status_line
 from app.cli.common import OutputFormat, broker_view, console, emit_rows
 from app.cli.groups import cli
 from app.db.session import session_scope
@@ -32,9 +34,10 @@ def status(
 ) -> None:
     """Recent runs of every stage, queue depths, dead-letter queues and stuck rows.
 
-    json prints one object {runs, queues, stuck, broker_error}; csv prints one table
+    json prints one object {runs, queues, stuck, broker_error, sms}; csv prints one table
     with a 'section' column. Exit code 1 when something needs attention (failed latest
-    run, dead letters, stuck rows, broker unreachable), so it can be used in checks.
+    run, dead letters, stuck rows, broker unreachable, SMS sending paused), so it can be
+    used in checks.
     """
     with session_scope() as session:
         st = ops_status.collect(session, _redis(), per_job=per_job)
@@ -44,6 +47,7 @@ def status(
             "queues": st.queues,
             "stuck": st.stuck,
             "broker_error": st.broker_error,
+            "sms": st.sms,
         }
         typer.echo(json.dumps(payload, default=str, ensure_ascii=False))
     elif fmt is OutputFormat.CSV:
@@ -51,11 +55,14 @@ def status(
             [{"section": "run", **r} for r in st.runs]
             + [{"section": "queue", **q} for q in st.queues]
             + [{"section": "stuck", **s} for s in st.stuck]
+            + [{"section": "sms", "summary": status_line(st.sms)}]
         )
         columns = ["section", *dict.fromkeys(RUN_COLUMNS + QUEUE_COLUMNS + STUCK_COLUMNS)]
         emit_rows(rows, columns, fmt)
     else:
         emit_rows(st.runs, RUN_COLUMNS + ["error"], fmt, title="Recent runs")
+        paused = st.sms.get("paused")
+        console.print(("[bold red]" if paused else "") + escape(status_line(st.sms)))
         if st.broker_error:
             console.print(f"[bold red]broker:[/] {st.broker_error}")
         else:
@@ -74,4 +81,5 @@ def needs_attention(st: ops_status.Status) -> bool:
         or any(s == "Failed" for s in latest.values())
         or any(q["dead_letters"] for q in st.queues)
         or any(s["rows"] for s in st.stuck)
+        or bool(st.sms.get("paused"))
     )
