@@ -54,15 +54,16 @@ def status_summary(session: Session, now: datetime | None = None) -> dict[str, A
     return {**state.as_dict(), "opted_out": opted_out, "opt_outs_24h": recent}
 
 
-def status_line(summary: dict[str, Any]) -> str:
-    """One line (under 80 columns when not paused) for the status table."""
-    counts = f"opted out {summary['opted_out']} (+{summary['opt_outs_24h']} in 24 h)"
+def status_lines(summary: dict[str, Any]) -> list[str]:
+    """The switch and opt-outs in lines of under 80 columns (``status``'s table view)."""
+    counts = f"opted out: {summary['opted_out']} customers (+{summary['opt_outs_24h']} in 24 h)"
     if not summary["paused"]:
-        return f"SMS sending: on; {counts}"
+        return [f"SMS sending: on; {counts}"]
     since = summary["changed_at"]
     when = f"{since:%Y-%m-%d %H:%M} UTC" if since else "?"
-    reason = f": {summary['reason']}" if summary["reason"] else ""
-    return (
-        f"SMS sending: PAUSED by {summary['source']} ({summary['changed_by']}) since "
-        f"{when}{reason}; {counts}; premium-notify sms resume"
-    )
+    lines = [f"SMS sending: PAUSED since {when} by {summary['source']} "
+             f"({str(summary['changed_by'])[:20]})"]  # fmt: skip
+    if summary["reason"]:
+        lines.append(f"  why: {str(summary['reason'])[:72]}")
+    lines.append(f"  premium-notify sms resume; {counts}")
+    return lines

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.markup import escape
 
-from app.campaign.report import status_line
+from app.campaign.report import status_lines
 from app.cli.common import OutputFormat, broker_view, console, emit_rows
 from app.cli.groups import cli
 from app.db.session import session_scope
@@ -55,14 +54,15 @@ def status(
             [{"section": "run", **r} for r in st.runs]
             + [{"section": "queue", **q} for q in st.queues]
             + [{"section": "stuck", **s} for s in st.stuck]
-            + [{"section": "sms", "summary": status_line(st.sms)}]
+            + [{"section": "sms", "summary": " ".join(status_lines(st.sms))}]
         )
         columns = ["section", *dict.fromkeys(RUN_COLUMNS + QUEUE_COLUMNS + STUCK_COLUMNS)]
         emit_rows(rows, columns, fmt)
     else:
         emit_rows(st.runs, RUN_COLUMNS + ["error"], fmt, title="Recent runs")
-        paused = st.sms.get("paused")
-        console.print(("[bold red]" if paused else "") + escape(status_line(st.sms)))
+        style = "bold red" if st.sms.get("paused") else None
+        for line in status_lines(st.sms):
+            console.print(line, style=style, markup=False, highlight=False)
         if st.broker_error:
             console.print(f"[bold red]broker:[/] {st.broker_error}")
         else:

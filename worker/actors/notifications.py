@@ -19,6 +19,7 @@ import uuid
 from periodiq import cron
 
 from app.campaign.controls import SendControls
+from app.config import get_settings
 from app.db.session import session_scope
 from app.models.enums import Severity
 from app.months import Month
@@ -41,11 +42,11 @@ _controls: list[SendControls] = []
 
 
 def _send_controls() -> SendControls:
-    # One per process: the kill switch's cache and the breaker's window are shared by
-    # the process's sender threads.
+    # One per process (per settings object): the kill switch's cache and the breaker's
+    # window are shared by the process's sender threads.
     with _controls_lock:
-        if not _controls:
-            _controls.append(SendControls())
+        if not _controls or _controls[0].settings is not get_settings():
+            _controls[:] = [SendControls()]
         return _controls[0]
 
 
