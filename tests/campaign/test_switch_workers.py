@@ -70,10 +70,11 @@ def test_pause_stops_every_worker_and_resume_finishes_the_wave_once(
     dramatiq_bin = str(Path(sys.executable).with_name("dramatiq"))
     workers = [
         subprocess.Popen(
-            [dramatiq_bin, "worker.tasks", "--processes", "1", "--threads", "2",
-             "--queues", "sms"],
-            cwd=PROJECT_ROOT, env={**env, "METRICS_PORT": str(_free_port())},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [dramatiq_bin, "worker.tasks", "--processes", "1", "--threads", "2", "--queues", "sms"],
+            cwd=PROJECT_ROOT,
+            env={**env, "METRICS_PORT": str(_free_port())},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )  # fmt: skip
         for _ in range(2)
     ]
@@ -97,15 +98,17 @@ def test_pause_stops_every_worker_and_resume_finishes_the_wave_once(
         assert _accepted(carrier_sim)[-1] <= paused_at + PAUSE_CHECK + 2.5
         october = outbox_of(session, OCT).values()
         states = sorted(n.submission_status or "" for n in october)
-        assert states == ["Queued"] * (CUSTOMERS - sent_while_paused) + [
-            "Submitted"
-        ] * sent_while_paused  # nothing lost, nothing in flight
+        assert (
+            states
+            == ["Queued"] * (CUSTOMERS - sent_while_paused) + ["Submitted"] * sent_while_paused
+        )  # nothing lost, nothing in flight
 
         result = runner.invoke(cli, ["sms", "resume"])
         assert result.exit_code == 0, result.output
         _wait_for(
-            lambda: {n.submission_status for n in outbox_of(session, OCT).values()}
-            == {"Submitted"},
+            lambda: (
+                {n.submission_status for n in outbox_of(session, OCT).values()} == {"Submitted"}
+            ),
             60,
         )
     finally:
