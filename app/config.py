@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.campaign import settings as campaign
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # Settings that may be supplied as <NAME>_FILE (Docker secrets). DATABASE_URL and
@@ -206,32 +208,13 @@ class Settings(BaseSettings):
         default=None, ge=1, le=36000, description="ValidityPeriod passed to the carrier (optional)."
     )
 
-    # --- campaign controls (issue 20: app/campaign) -------------------------------------
-    sms_pause_check_seconds: float = Field(
-        default=2.0, ge=0, le=30, description="Senders re-read the kill switch (sms pause) "
-        "from the database at most this long after their last read.",
-    )  # fmt: skip
-    sms_paused_recheck_seconds: float = Field(
-        default=15.0, gt=0, description="While sending is paused, a send batch re-enqueues "
-        "itself after this long (its rows stay Queued).",
-    )  # fmt: skip
-    sms_breaker_window_seconds: float = Field(
-        default=300.0, gt=0, description="The circuit breaker judges each sender's carrier "
-        "answers of this many past seconds.",
-    )  # fmt: skip
-    sms_breaker_min_attempts: int = Field(
-        default=20, ge=0, description="Carrier answers a window needs before the breaker may "
-        "pause sending; 0 = no automatic pause.",
-    )  # fmt: skip
-    sms_breaker_failure_rate: float = Field(
-        default=0.5, gt=0, le=1, description="Pause sending when at least this share of a "
-        "window's answers are permanent refusals (21610, an opt-out, excluded).",
-    )  # fmt: skip
-    sms_breaker_error_rate: float = Field(
-        default=0.0, ge=0, le=1, description="Pause sending when at least this share of a "
-        "window's answers are errors of any kind (429, 5xx, timeouts too); 0 = off (backoff "
-        "handles an outage).",
-    )  # fmt: skip
+    # --- campaign controls (issue 20): bounds and meanings in app/campaign/settings.py ---
+    sms_pause_check_seconds: float = campaign.PAUSE_CHECK_SECONDS
+    sms_paused_recheck_seconds: float = campaign.PAUSED_RECHECK_SECONDS
+    sms_breaker_window_seconds: float = campaign.BREAKER_WINDOW_SECONDS
+    sms_breaker_min_attempts: int = campaign.BREAKER_MIN_ATTEMPTS
+    sms_breaker_failure_rate: float = campaign.BREAKER_FAILURE_RATE
+    sms_breaker_error_rate: float = campaign.BREAKER_ERROR_RATE
 
     # --- status callbacks (issue 19: app/callbacks) -----------------------------------
     callback_public_url: str | None = Field(
@@ -380,23 +363,12 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    @field_validator("qualification_kick_time")
+    @field_validator(
+        "qualification_kick_time", "retention_kick_time", "balance_kick_time",
+        "balance_gap_repair_time",
+    )  # fmt: skip
     @classmethod
-    def _kick_outside_dst_hours(cls, value: str) -> str:
-        if int(value[:2]) < 3:
-            raise ValueError("choose 03:00 or later: DST skips or repeats 00:00-02:59")
-        return value
-
-    @field_validator("retention_kick_time")
-    @classmethod
-    def _retention_outside_dst_hours(cls, value: str) -> str:
-        if int(value[:2]) < 3:
-            raise ValueError("choose 03:00 or later: DST skips or repeats 00:00-02:59")
-        return value
-
-    @field_validator("balance_kick_time", "balance_gap_repair_time")
-    @classmethod
-    def _balance_kicks_outside_dst_hours(cls, value: str) -> str:
+    def _kicks_outside_dst_hours(cls, value: str) -> str:
         if int(value[:2]) < 3:
             raise ValueError("choose 03:00 or later: DST skips or repeats 00:00-02:59")
         return value

@@ -187,6 +187,14 @@ SMS_OPT_OUTS = Counter(
     "(carrier_21610, inbound_keyword).",
     ["change", "source"],
 )
+# Created at 0 in every process, so increase() sees a process's first opt-out (an alert
+# on a series that starts at 1 would miss it).
+for _change, _source in (
+    ("opt_out", "carrier_21610"),
+    ("opt_out", "inbound_keyword"),
+    ("opt_in", "inbound_keyword"),
+):
+    SMS_OPT_OUTS.labels(_change, _source)
 SMS_COST = Counter(
     "pn_sms_cost_total",
     "What the carrier charged for messages (absolute price, counted when a message is "
