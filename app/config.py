@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app import config_checks
 from app.campaign import settings as campaign
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -363,15 +364,16 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    @field_validator(
-        "qualification_kick_time", "retention_kick_time", "balance_kick_time",
-        "balance_gap_repair_time",
-    )  # fmt: skip
+    @field_validator(*config_checks.FIELD_CHECKS)
     @classmethod
-    def _kicks_outside_dst_hours(cls, value: str) -> str:
-        if int(value[:2]) < 3:
-            raise ValueError("choose 03:00 or later: DST skips or repeats 00:00-02:59")
-        return value
+    def _checked(cls, value: Any, info: ValidationInfo) -> Any:
+        # Kick times, cron specs, the send window, URLs...: app/config_checks.py says why.
+        return config_checks.FIELD_CHECKS[info.field_name or ""](value)
+
+    @model_validator(mode="after")
+    def _checked_together(self) -> Settings:
+        config_checks.check_settings(self)
+        return self
 
     @field_validator("qualification_threshold")
     @classmethod

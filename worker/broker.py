@@ -29,6 +29,7 @@ from dramatiq.middleware import (
 )
 from periodiq import PeriodiqMiddleware
 
+from app.config_checks import require_valid_settings
 from app.observability.sentry import init_sentry
 from worker.metrics_middleware import (
     LogContextMiddleware,
@@ -85,7 +86,10 @@ def actor(
     return decorate
 
 
-# Sentry first: its Dramatiq integration hooks Broker.__init__ (only if SENTRY_DSN is set).
+# Every setting first (cron specs, send window, ...): a bad one stops the worker or the
+# scheduler here with one line and exit status 2, not at schedule or send time.
+require_valid_settings()
+# Sentry next: its Dramatiq integration hooks Broker.__init__ (only if SENTRY_DSN is set).
 init_sentry()
 broker = build_broker()
 dramatiq.set_broker(broker)

@@ -14,7 +14,7 @@
 Self-contained: nothing is imported from app/.
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0006
 Create Date: 2026-12-02 10:00:00
 """
 
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0003"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -17,7 +17,8 @@ def parse_amount(raw: object) -> Decimal:
     """``raw`` (str, int or Decimal; never float) as a Decimal with two places.
 
     Floats are refused: a float has already lost the exact cents. More than two decimals
-    is refused rather than rounded, because rounding would invent a value.
+    is refused rather than rounded, because rounding would invent a value; so is
+    exponent notation (``1e5``).
     """
     if isinstance(raw, bool) or isinstance(raw, float):
         raise AmountError("balance must be a decimal string, not a binary float")
@@ -41,6 +42,10 @@ def parse_amount(raw: object) -> Decimal:
     # raises InvalidOperation (found by tests/balances/test_fuzz_balances.py).
     if abs(value) > MAX_ABS:
         raise AmountError("balance is out of range for NUMERIC(18,2)")
+    if isinstance(raw, str) and ("e" in raw or "E" in raw):
+        # "1e5" is a number to Decimal, but no bank writes a balance so: a misread column
+        # or a spreadsheet's rendering, not a value to trust.
+        raise AmountError("balance is in exponent notation")
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -2 and value != value.quantize(CENT):
         raise AmountError("balance has more than two decimals")

@@ -17,14 +17,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from app.balances import repository
 from app.balances.checks import refuse_future
 from app.balances.shards import PassResult, Progress, check_range
-from app.balances.sources import BalanceSource, default_source
+from app.balances.sources import Answer, BalanceSource, default_source
 from app.config import get_settings
+from app.db import leases
 from app.db.session import SessionScope
 from app.models.enums import Severity
 from app.observability.events import record_event
@@ -60,15 +62,12 @@ def repair_gaps(
 ) -> GapRepairReport:
     """Find and re-check every (active customer, day) in [start, end] without a check.
 
-    ``end`` is clamped to yesterday in the bank's time zone: today's end-of-day balance
-    does not exist yet (the daily run writes it after end of business). Commits as it
-    goes, one transaction of ``scope`` per step (the run row, each batch, the result).
+    ``end`` is clamped to yesterday in the bank's time zone (``window``). The default
+    source is built only once a gap is found. Commits as it goes, one transaction of
+    ``scope`` per step (the run row, each batch, the result); the run holds a lease
+    while it works and takes over a gap repair whose process died (app/db/leases).
     """
-    if start > end:
-        raise ValueError(f"start {start} is after end {end}")
-    today = today_local()
-    refuse_future(start, today)
-    end = min(end, today - timedelta(days=1))
+    start, end = window(start, end)
     settings = get_settings()
     threshold = settings.qualification_threshold
     with scope() as session:
@@ -80,10 +79,13 @@ def repair_gaps(
             stats={"threshold": str(threshold)},
         )
         run_id, correlation_id = run.id, run.correlation_id
+        # Any gap repair whose process died is taken over: this one re-finds its gaps.
+        leases.take_over_stale(session, JOB, run_id)
     started = time.monotonic()
     own_source = source is None
-    src = source if source is not None else default_source()
+    src = source if source is not None else _DefaultSource()
     report = GapRepairReport(run_id=run_id)
+    heartbeat = leases.Heartbeat(scope, run_id).start()
     reasons: Counter[str] = Counter()
     missing_ids: set[uuid.UUID] = set()
     try:
@@ -111,6 +113,7 @@ def repair_gaps(
         JOB_RUNS.labels(JOB, "failed").inc()
         raise
     finally:
+        heartbeat.stop()
         if own_source:
             src.close()
     # Counted from the source's answers: a gap a concurrent run filled meanwhile is
@@ -120,6 +123,46 @@ def repair_gaps(
     report.missing_by_reason = dict(reasons)
     _finish(scope, report, run_id, correlation_id, time.monotonic() - started)
     return report
+
+
+def window(start: date, end: date) -> tuple[date, date]:
+    """The repair window: ``end`` clamped to yesterday in the bank's time zone (today's
+    end-of-day balance does not exist yet); a start after the end or in the future is
+    refused (ValueError, FutureDateError)."""
+    if start > end:
+        raise ValueError(f"start {start} is after end {end}")
+    today = today_local()
+    refuse_future(start, today)
+    return start, min(end, today - timedelta(days=1))
+
+
+def has_gaps(scope: SessionScope, start: date, end: date) -> bool:
+    """Whether the repair of [start, end] would have anything to ask a source for."""
+    first, last = window(start, end)
+    if first > last:
+        return False
+    with scope() as session:
+        return repository.has_gaps(session, first, last)
+
+
+class _DefaultSource:
+    """The default balance source, built when the first gap is asked for: a window without
+    gaps needs no source at all (a month already complete qualifies without one)."""
+
+    name = "default"
+
+    def __init__(self) -> None:
+        self._source: BalanceSource | None = None
+
+    def fetch(self, accounts: Sequence[str], as_of: date) -> Mapping[str, Answer]:
+        if self._source is None:
+            self._source = default_source()
+            self.name = self._source.name
+        return self._source.fetch(accounts, as_of)
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.close()
 
 
 def _finish(

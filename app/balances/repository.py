@@ -83,6 +83,25 @@ def unchecked_customers(
     return [(r[0], r[1]) for r in rows]
 
 
+def has_gaps(session: Session, start: date, end: date) -> bool:
+    """Whether some active customer has no check on some day of [start, end]."""
+    found = session.execute(
+        text(
+            """
+            SELECT EXISTS (
+                SELECT 1 FROM generate_series(CAST(:start AS date), CAST(:end AS date),
+                                              interval '1 day') AS g(day)
+                CROSS JOIN customers c
+                WHERE c.is_active AND NOT EXISTS (
+                    SELECT 1 FROM daily_balance_checks d
+                    WHERE d.customer_id = c.id AND d.check_date = CAST(g.day AS date)))
+            """
+        ),
+        {"start": start, "end": end},
+    ).scalar_one()
+    return bool(found)
+
+
 def count_active(session: Session, id_range: IdRange = FULL_RANGE) -> int:
     return int(
         session.execute(
@@ -113,20 +132,20 @@ def range_counts(session: Session, day: date, id_range: IdRange) -> dict[str, in
     return counts
 
 
-def unknown_accounts(session: Session, accounts: list[str]) -> list[str]:
-    """The ``accounts`` no customer has (in their order), asked in chunks of 50,000."""
-    unknown: list[str] = []
+def account_states(session: Session, accounts: list[str]) -> dict[str, bool]:
+    """``is_active`` of each of ``accounts`` that a customer has (unknown ones absent),
+    asked in chunks of 50,000."""
+    states: dict[str, bool] = {}
     for i in range(0, len(accounts), 50_000):
-        chunk = accounts[i : i + 50_000]
-        known = {
-            r[0]
-            for r in session.execute(
-                text("SELECT account_number FROM customers WHERE account_number = ANY(:a)"),
-                {"a": chunk},
-            )
-        }
-        unknown.extend(a for a in chunk if a not in known)
-    return unknown
+        rows = session.execute(
+            text(
+                "SELECT account_number, is_active IS TRUE FROM customers "
+                "WHERE account_number = ANY(:a)"
+            ),
+            {"a": accounts[i : i + 50_000]},
+        )
+        states.update((r[0], bool(r[1])) for r in rows)
+    return states
 
 
 # --- checks: one COPY (docs/design.md decision 6) --------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.balances import repository
+from app.db import leases
 from app.models.enums import RunStatus, Severity
 from app.observability.events import record_event
 from app.observability.metrics import JOB_DURATION_SECONDS, JOB_LAST_SUCCESS, JOB_RUNS
@@ -59,6 +60,9 @@ def start_run(
         # The threshold is fixed per run: every shard writes the same one.
         stats={"threshold": str(threshold), "source": source},
     )
+    # A run of the day whose process died (lease expired) is taken over by this one: it
+    # checks exactly the customers the dead one left unchecked.
+    leases.take_over_stale(session, JOB, run.id, run_key=day.isoformat())
     record_event(
         session,
         "balance_checks.started",

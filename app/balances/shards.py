@@ -27,6 +27,7 @@ from app.balances.checks import CheckRow, evaluate
 from app.balances.repository import IdRange
 from app.balances.sources import BalanceSource, Missing, MissingReason, source_from_spec
 from app.config import get_settings
+from app.db import leases
 from app.db.audit import set_audit_context
 from app.db.session import SessionScope
 from app.observability.metrics import BALANCE_CHECKS, BALANCE_MISSING
@@ -171,6 +172,7 @@ def run_shard(
     id_range = repository.shard_range(shard, info.shard_count)
     own_source = source is None
     src = source if source is not None else source_factory(info.source)
+    heartbeat = leases.Heartbeat(scope, run_id).start()  # the run's lease, while we work
     try:
         result = check_range(
             scope,
@@ -183,6 +185,7 @@ def run_shard(
             progress=progress,
         )
     finally:
+        heartbeat.stop()
         if own_source:
             src.close()
     with scope() as session:

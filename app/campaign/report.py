@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -54,13 +54,14 @@ def status_summary(session: Session, now: datetime | None = None) -> dict[str, A
     return {**state.as_dict(), "opted_out": opted_out, "opt_outs_24h": recent}
 
 
-def status_lines(summary: dict[str, Any]) -> list[str]:
-    """The switch and opt-outs in lines of under 80 columns (``status``'s table view)."""
+def status_lines(summary: dict[str, Any], tz: tzinfo = UTC) -> list[str]:
+    """The switch and opt-outs in lines of under 80 columns (``status``'s table view);
+    the time of the pause in ``tz`` (the bank's, as the rest of ``status``)."""
     counts = f"opted out: {summary['opted_out']} customers (+{summary['opt_outs_24h']} in 24 h)"
     if not summary["paused"]:
         return [f"SMS sending: on; {counts}"]
     since = summary["changed_at"]
-    when = f"{since:%Y-%m-%d %H:%M} UTC" if since else "?"
+    when = f"{since.replace(tzinfo=UTC).astimezone(tz):%Y-%m-%d %H:%M %Z}" if since else "?"
     lines = [f"SMS sending: PAUSED since {when} by {summary['source']} "
              f"({str(summary['changed_by'])[:20]})"]  # fmt: skip
     if summary["reason"]:

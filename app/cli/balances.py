@@ -6,18 +6,23 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from app.balances.sources import BalanceSource
+from app.cli import accounting
 from app.cli.common import (
     OutputFormat,
     UserError,
     emit_rows,
-    err_console,
     progress_bar,
+    require_input,
+    require_redis,
+    require_writable,
 )
 from app.cli.groups import cli, enqueue_app, run_app
 from app.db.session import session_scope
@@ -36,30 +41,39 @@ def _date(value: str) -> date:
         raise UserError(f"--date {value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _run_day(day: date, spec: str | None, shards: int | None, fmt: OutputFormat) -> dict[str, Any]:
+def _source(spec: str | None) -> BalanceSource:
+    """The balance source of ``spec`` (default: BALANCE_SOURCE), checked before any run is
+    written: CORE_BANKING_URL set, or the extract file there and readable."""
+    from app.balances.sources import SourceError, default_source, source_from_spec
+    from app.balances.sources.eod_file import EodFileSource
+
+    try:
+        source = source_from_spec(spec) if spec else default_source()
+    except SourceError as exc:
+        raise UserError(str(exc)) from None
+    if isinstance(source, EodFileSource):
+        require_input(source.path)
+    return source
+
+
+def _run_day(day: date, spec: str | None, shards: int | None) -> tuple[uuid.UUID, dict[str, Any]]:
     from app.balances import repository
     from app.balances.checks import FutureDateError
     from app.balances.day import run_day
-    from app.balances.sources import SourceError, source_from_spec
+    from app.balances.sources import SourceError
 
-    try:
-        source = source_from_spec(spec)
-    except SourceError as exc:
-        raise UserError(str(exc)) from None
+    source = _source(spec or "http")
     try:
         with session_scope() as session:
             total = repository.count_active(session)  # the progress bar's total
         with progress_bar(f"balance checks {day}", total) as advance:
-            run_id, totals = run_day(
+            return run_day(
                 session_scope, day, source, source_spec=spec, shard_count=shards, progress=advance
             )
     except (FutureDateError, SourceError) as exc:
         raise UserError(str(exc)) from None
     finally:
         source.close()
-    row = {"run_id": run_id, "date": day, **{k: totals[k] for k in TOTAL_COLUMNS}}
-    emit_rows([row], list(row), fmt, title="balance checks")
-    return totals
 
 
 @run_app.command("balance-checks")
@@ -70,7 +84,10 @@ def run_balance_checks(
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.TABLE,
 ) -> None:
     """Check every active customer's balance for one day, in this process."""
-    _run_day(_date(date_), source, shards, fmt)
+    day = _date(date_)
+    run_id, totals = _run_day(day, source, shards)
+    row = {"run_id": run_id, "date": day, **{k: totals[k] for k in TOTAL_COLUMNS}}
+    emit_rows([row], list(row), fmt, title="balance checks")
 
 
 @enqueue_app.command("balance-checks")
@@ -84,6 +101,7 @@ def enqueue_balance_checks(
     from app.balances.day import start_day
 
     day = _date(date_)
+    require_redis()  # the shards go to the broker: it must answer before the run is written
     try:
         with session_scope() as session:
             info = start_day(
@@ -107,15 +125,17 @@ def run_gap_repair(
     """Re-check every (active customer, day) in the window that has no check."""
     from app.balances.checks import FutureDateError
     from app.balances.gaps import repair_gaps
-    from app.balances.sources import SourceError, source_from_spec
+    from app.balances.sources import SourceError
 
     first, last = _date(start), _date(end)
+    src = _source(source)
     try:
-        src = source_from_spec(source)
         with progress_bar("gap repair", None) as advance:
             report = repair_gaps(session_scope, first, last, source=src, progress=advance)
     except (FutureDateError, SourceError, ValueError) as exc:
         raise UserError(str(exc)) from None
+    finally:
+        src.close()
     row = {
         "run_id": report.run_id,
         "gaps_found": report.gaps_found,
@@ -130,39 +150,46 @@ def run_gap_repair(
 def import_extract(
     file: Annotated[Path, typer.Argument(help="CSV account_number,balance,as_of_date[,currency]")],
     date_: Annotated[str, typer.Option("--date", help="Business date, YYYY-MM-DD.")],
-    rejects: Annotated[Path | None, typer.Option(help="Write rejected rows to this CSV.")] = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(help="Write rejected and skipped lines (line, account, outcome, reason)."),
+    ] = None,
     shards: Annotated[int | None, typer.Option(min=1)] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.TABLE,
 ) -> None:
-    """Load an EOD extract for one day: bad rows and unknown accounts are reported."""
-    import csv
+    """Load an EOD extract for one day; every line is accepted, rejected or skipped.
 
-    from app.balances import repository
+    Rejected: unreadable lines, bad amounts (exponent notation too), dates or currencies,
+    conflicting copies of an account, unknown accounts. Skipped: inactive accounts,
+    balances as of another day, identical copies (the first is used). Exit 3 when lines
+    were rejected or skipped.
+    """
+    from app.balances import imports
+    from app.balances.checks import FutureDateError, refuse_future
+    from app.balances.day import today_local
     from app.balances.sources import SourceError
     from app.balances.sources.eod_file import load_extract
+    from app.config import get_settings
 
-    if not file.is_file():
-        raise UserError(f"{file}: no such file")
+    day = _date(date_)
+    require_input(file)
+    require_writable(rejects, "--rejects")
     try:
+        refuse_future(day, today_local())
         extract = load_extract(file)
-    except SourceError as exc:
+    except (FutureDateError, SourceError) as exc:
         raise UserError(str(exc)) from None
-    _run_day(_date(date_), f"file:{file}", shards, fmt)
     with session_scope() as session:
-        unknown = repository.unknown_accounts(session, list(extract.answers))
-    problems = [(r.line, r.account_number, r.reason) for r in extract.rejected]
-    problems += [(0, acc, "unknown account (no such customer)") for acc in unknown]
+        lines = imports.account_for(session, extract, day, get_settings().balance_max_stale_days)
+    run_id, totals = _run_day(day, f"file:{file}", shards)
+    counts = lines.as_dict()
+    with session_scope() as session:
+        imports.record(session, run_id, file.name, counts)
     if rejects is not None:
-        with rejects.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["line", "account_number", "reason"])
-            writer.writerows(problems)
-    for line, account, reason in problems[:20]:
-        where = f"line {line}" if line else "extract"
-        err_console.print(f"{where}: {reason} (account {account or '?'})")
-    if len(problems) > 20 and rejects is None:
-        err_console.print(f"... and {len(problems) - 20} more (use --rejects PATH)")
-    err_console.print(
-        f"extract: {extract.rows} rows, {len(extract.rejected)} rejected, "
-        f"{len(unknown)} unknown accounts"
-    )
+        accounting.write_notes(rejects, lines.problems())
+    accounting.show(lines.problems(), "all of them: --rejects PATH")
+    accounting.summary("extract", counts)
+    row = {"run_id": run_id, "date": day, **counts}
+    row |= {k: totals[k] for k in ("customers", "checked", "inserted", "missing")}
+    emit_rows([row], list(row), fmt, title="balances import")
+    accounting.exit_code(counts)

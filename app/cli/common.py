@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -30,6 +32,7 @@ from app.months import InvalidMonth, Month
 
 console = Console()
 err_console = Console(stderr=True)
+VERTICAL_AFTER = 6  # a one-row table with more columns is printed as field / value lines
 
 
 class OutputFormat(StrEnum):
@@ -65,6 +68,42 @@ def broker_view(required: bool = True) -> BrokerView | None:
     return BrokerView(client, tuple(q.value for q in Queue))
 
 
+def require_input(path: Path) -> None:
+    """An input file that exists and can be read (else one line, exit 2)."""
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if not path.is_file():
+        raise UserError(f"{path}: not a file")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"{path}: not readable")
+
+
+def require_writable(path: Path | None, option: str) -> None:
+    """An output path the command will be able to write (checked before any side effect)."""
+    if path is None:
+        return
+    folder = path.parent
+    if path.is_dir():
+        raise UserError(f"{option} {path}: is a directory")
+    if not folder.is_dir():
+        raise UserError(f"{option} {path}: no such directory {folder}")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"{option} {path}: not writable")
+
+
+def require_redis() -> None:
+    """When this process uses Redis (REDIS_URL: shared rate limits, the broker), make sure
+    it answers before a job writes anything; an unreachable one is an operator error."""
+    from worker.resources import RedisNotConfigured, redis_client
+
+    try:
+        client = redis_client()
+    except RedisNotConfigured:
+        return
+    if client is not None:
+        client.ping()
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {message}")
     return typer.Exit(code)
@@ -95,6 +134,15 @@ def emit_rows(
         for r in rows:
             writer.writerow([_csv_cell(r.get(c)) for c in columns])
         typer.echo(buffer.getvalue(), nl=False)
+    elif len(rows) == 1 and len(columns) > VERTICAL_AFTER:
+        # One wide summary row reads better (and fits 80 columns) as field / value lines.
+        table = Table(title=title or None)
+        table.add_column("field")
+        table.add_column("value")
+        for c in columns:
+            value = rows[0].get(c)
+            table.add_row(c, "" if value is None else str(_csv_cell(value)))
+        console.print(table)
     else:
         table = Table(title=title or None)
         for c in columns:

@@ -6,7 +6,14 @@ from datetime import date
 
 import typer
 
-from app.cli.common import OutputFormat, UserError, emit_rows, parse_month, progress_bar
+from app.cli.common import (
+    OutputFormat,
+    UserError,
+    emit_rows,
+    parse_month,
+    progress_bar,
+    require_redis,
+)
 from app.cli.groups import enqueue_app, report_app, run_app
 from app.db.session import session_scope
 from app.delivery.polling import DeliveryPoller, Mode, PollStats
@@ -51,6 +58,7 @@ def run_delivery_poll(
         poller = DeliveryPoller(CarrierClient.from_settings(), limits.carrier_reads())
     except CarrierConfigError as exc:
         raise UserError(str(exc)) from None
+    require_redis()
     if day is not None:
         days = [_parse_day(day)]
     else:

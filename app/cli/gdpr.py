@@ -13,7 +13,7 @@ from uuid import UUID
 
 import typer
 
-from app.cli.common import UserError, err_console
+from app.cli.common import UserError, err_console, require_writable
 from app.cli.groups import cli
 from app.db.session import session_scope
 from app.maintenance import gdpr
@@ -56,23 +56,39 @@ def export(
     account: str = ACCOUNT,
     output: Path | None = _OUTPUT_OPT,
 ) -> None:
-    """One JSON document with every row about the customer, hot and archived."""
+    """One JSON document with every row about the customer, hot and archived.
+
+    The export's audit row is committed only once the file exists: an unwritable path
+    is refused before anything is read, and a failed write leaves no audit row.
+    """
+    require_writable(output, "--output")
+    written = False
     try:
         with session_scope() as session:
             document = gdpr.export(session, account, operator=_operator())
+            body = json.dumps(document, default=_json_default, ensure_ascii=False, indent=2)
+            if output is not None:
+                _write_private(output, body + "\n")
+                written = True
     except gdpr.GdprError as exc:
         raise UserError(str(exc)) from None
-    body = json.dumps(document, default=_json_default, ensure_ascii=False, indent=2)
+    except BaseException:
+        if written and output is not None:  # the audit row did not commit: no file either
+            output.unlink(missing_ok=True)
+        raise
     if output is None:
         typer.echo(body)
         return
-    # Personal data: readable by the operator only.
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(body + "\n")
     err_console.print(
         f"wrote {output}: " + ", ".join(f"{k} {v}" for k, v in document["counts"].items())
     )
+
+
+def _write_private(path: Path, text: str) -> None:
+    # Personal data: readable by the operator only.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 @gdpr_app.command("erase")

@@ -7,9 +7,11 @@ from typing import Any
 
 import typer
 
+from app.balances.sources import SourceError
 from app.cli.common import OutputFormat, UserError, console, emit_rows, err_console, parse_month
 from app.cli.groups import enqueue_app, run_app
 from app.config import get_settings
+from app.months import Month
 from app.qualification.months import QualificationError, ensure_closed
 
 FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
@@ -21,6 +23,24 @@ def _operator() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
+
+
+def _require_gap_source(month: Month) -> None:
+    """Gap repair needs a balance source only if the month has days without a check: say
+    so before anything is written (a month already complete qualifies without one)."""
+    from app.balances import gaps
+    from app.balances.sources import SourceNotConfigured, default_source
+    from app.db.session import session_scope
+
+    try:
+        default_source().close()
+    except SourceNotConfigured:
+        if gaps.has_gaps(session_scope, month.first, month.last):
+            raise UserError(
+                f"{month} has days without a balance check, and gap repair has no balance "
+                "source: set CORE_BANKING_URL (or BALANCE_SOURCE=file:PATH), or qualify the "
+                "checks as they are with --skip-gap-repair"
+            ) from None
 
 
 @run_app.command("qualification")
@@ -41,6 +61,12 @@ def run_qualification(
     from app.qualification import service
 
     target = parse_month(month)
+    try:
+        ensure_closed(target, get_settings().tz)
+    except QualificationError as exc:
+        raise UserError(str(exc)) from None
+    if not skip_gap_repair:
+        _require_gap_source(target)
     operator = _operator()
     with Progress(console=err_console, disable=not err_console.is_terminal) as bar:
         tasks: dict[str, Any] = {}
@@ -60,7 +86,7 @@ def run_qualification(
                 user_id=operator,
                 progress=progress,
             )
-        except QualificationError as exc:
+        except (QualificationError, SourceError) as exc:
             raise UserError(str(exc)) from None
     totals = result.totals.as_dict()
     row = {

@@ -17,7 +17,11 @@ from app.db.session import session_scope
 from app.months import Month, local_today
 from app.qualification.progress import month_progress
 from app.qualification.reports import month_report
-from app.qualification.repository.reporting import QUALIFICATION_COLUMNS, qualification_rows
+from app.qualification.repository.reporting import (
+    QUALIFICATION_COLUMNS,
+    latest_check_day,
+    qualification_rows,
+)
 
 FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
 
@@ -65,10 +69,24 @@ def _json_row(row: dict[str, Any]) -> dict[str, Any]:
 def report_month(
     month: str = typer.Option(..., "--month", help="YYYY-MM"), fmt: OutputFormat = FORMAT
 ) -> None:
-    """The month's performance: qualified and rate, SMS sent, delivered and rate, reasons."""
+    """The month's performance: qualified and rate, SMS sent, delivered and rate, reasons.
+
+    A month that has not been qualified has no report (exit 2, saying why), rather than
+    zeros that would read as real figures.
+    """
     target = parse_month(month)
     with session_scope() as session:
         report = month_report(session, target)
+        last_check = (
+            None if report["evaluated"] else latest_check_day(session, target.first, target.last)
+        )
+    if not report["evaluated"]:
+        if last_check is None:
+            raise UserError(f"no data for {target}: no balance checks and no qualification results")
+        raise UserError(
+            f"{target} has not been qualified (balance checks through {last_check}): "
+            f"premium-notify run qualification --month {target}"
+        )
     if fmt is OutputFormat.TABLE:
         rows = [{"metric": k, "value": v} for k, v in report.items()]
         emit_rows(rows, ("metric", "value"), fmt, title=f"Month {target}")

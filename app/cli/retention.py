@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from app.cli.common import OutputFormat, emit_rows, err_console
+from app.cli.common import OutputFormat, UserError, emit_rows, err_console
 from app.cli.groups import enqueue_app, run_app
 
 
@@ -40,9 +40,8 @@ def run_retention(
             bar.update(tasks[step], completed=done, total=total)
 
         result = retention.run(session_scope, triggered_by=_operator(), progress=progress)
-    if result.skipped:
-        typer.echo(f"skipped: {result.skipped}")
-        raise typer.Exit(1)
+    if result.skipped:  # nothing done: an operator's situation, not an internal failure
+        raise UserError(f"nothing done: {result.skipped}")
     rows = [{"table": t, "action": "archived", "rows": n} for t, n in result.moved.items()]
     rows.append({"table": "system_events", "action": "deleted", "rows": result.events_deleted})
     rows += [

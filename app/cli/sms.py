@@ -17,6 +17,7 @@ from app.cli.common import (
     err_console,
     parse_month,
     progress_bar,
+    require_redis,
 )
 from app.cli.groups import cli, enqueue_app, run_app
 from app.db.session import session_scope
@@ -88,6 +89,16 @@ def run_notifications(
 ) -> None:
     """Prepare the month's outbox and send it in this process (progress bar)."""
     target = parse_month(month)
+    window = SendWindow.from_settings()
+    sender: Sender | None = None
+    if not dry_run:
+        try:
+            # Before the outbox is written: without carrier credentials nothing is done.
+            # Shares the workers' limit when REDIS_URL is set: a run must not double the rate.
+            sender = Sender(CarrierClient.from_settings(), limits.sms_segments(), window)
+        except CarrierConfigError as exc:
+            raise UserError(str(exc)) from None
+        require_redis()
     try:
         with session_scope() as session:
             result = prepare_month(session, target, dry_run=dry_run, triggered_by="cli")
@@ -96,17 +107,11 @@ def run_notifications(
     summary = result.as_dict()
     for warning in result.warnings:
         err_console.print(f"[bold yellow]warning:[/] {warning}")
-    if dry_run:
+    if sender is None:
         emit_rows([summary], list(summary), fmt, title=f"dry run {result.month} (nothing sent)")
         return
     with session_scope() as session:
         batches = queued_batches(session, target)
-    window = SendWindow.from_settings()
-    try:
-        # Shares the workers' limit when REDIS_URL is set: a run must not double the rate.
-        sender = Sender(CarrierClient.from_settings(), limits.sms_segments(), window)
-    except CarrierConfigError as exc:
-        raise UserError(str(exc)) from None
     total = BatchOutcome()
     with progress_bar(f"sending {result.month}", len(batches)) as advance:
         for batch in batches:

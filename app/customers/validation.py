@@ -1,10 +1,17 @@
 """One CSV row of the customer file, validated into a ``CustomerRow`` or a reason.
 
-Phone numbers are normalised to E.164 (``app.phones.classify``; national numbers in the
-bank's region). A number that does not parse is a rejected row; a valid number that is
-not a mobile is kept, marked NOT_MOBILE (it can never qualify). Emails are checked with
-``email-validator`` without DNS look-ups. Reasons never repeat the offending value:
-they end up in files and logs, and the values are personal data.
+A customer exists whatever their contact fields say. A row is rejected only when the
+customer cannot be identified or the line cannot be read: no account number or name, a
+field over its column's length, control characters, an unreadable ``is_active`` (the
+account's status cannot be guessed: active would check and maybe text them, inactive
+would hide them). A contact field that is missing or not valid is a warning: the
+customer is imported, the value kept as given in ``phone_raw`` / ``email_raw`` so an
+operator can correct it, ``phone_number`` holds only valid E.164 (seed 7.3) and
+``email`` only a valid address (``email-validator``, no DNS look-ups). Phone numbers
+are normalised with ``app.phones.classify`` (national numbers in the bank's region); a
+customer without a valid mobile is checked daily like everyone and disqualified with
+INVALID_PHONE. Reasons never repeat the offending value: they end up in files and
+logs, and the values are personal data.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ _TRUE = {"true", "t", "yes", "y", "1", ""}
 _FALSE = {"false", "f", "no", "n", "0"}
 
 
+PHONE_RAW_MAX = 50  # customers.phone_raw
+
+
 class RowError(ValueError):
     """Why a row is rejected (safe to write to a rejects file: no personal data)."""
 
@@ -44,6 +54,10 @@ class CustomerRow:
     is_active: bool
     phone_status: PhoneStatus
     phone_is_valid_mobile: bool
+    phone_raw: str | None = None  # as given, when it is not a valid number
+    email_raw: str | None = None  # as given, when it is not a valid address
+    # (field, reason) of each contact field imported with a problem; no values.
+    warnings: tuple[tuple[str, str], ...] = ()
 
 
 def _text(value: str, column: str, max_len: int, *, required: bool) -> str | None:
@@ -60,19 +74,14 @@ def _text(value: str, column: str, max_len: int, *, required: bool) -> str | Non
 
 
 def parse_row(values: dict[str, str], region: str) -> CustomerRow:
+    """The row's customer; ``RowError`` only when it has no identity or cannot be read."""
     account = _text(values["account_number"], "account_number", 50, required=True)
     first = _text(values["first_name"], "first_name", 100, required=True)
     last = _text(values["last_name"], "last_name", 100, required=True)
     assert account is not None and first is not None and last is not None
-    email = _text(values["email"], "email", 255, required=False)
-    if email is not None:
-        try:
-            email = validate_email(email, check_deliverability=False).normalized
-        except EmailNotValidError:
-            raise RowError("email is not a valid address") from None
-    verdict = classify(values["phone_number"], region)
-    if verdict.status is PhoneStatus.INVALID:
-        raise RowError(f"phone_number: {verdict.reason}")
+    raw_email = _text(values["email"], "email", 255, required=False)
+    raw_phone = _text(values["phone_number"], "phone_number", PHONE_RAW_MAX, required=False)
+    account_type = _text(values["account_type"], "account_type", 50, required=False)
     active_raw = values["is_active"].strip().lower()
     if active_raw in _TRUE:
         active = True
@@ -80,14 +89,31 @@ def parse_row(values: dict[str, str], region: str) -> CustomerRow:
         active = False
     else:
         raise RowError("is_active is not true/false")
+    warnings: list[tuple[str, str]] = []
+    email, email_raw = raw_email, None
+    if raw_email is not None:
+        try:
+            email = validate_email(raw_email, check_deliverability=False).normalized
+        except EmailNotValidError:
+            email, email_raw = None, raw_email
+            warnings.append(("email", "email is not a valid address (kept in email_raw)"))
+    verdict = classify(raw_phone, region)
+    phone_raw = raw_phone if verdict.status is PhoneStatus.INVALID else None
+    if verdict.status is PhoneStatus.INVALID:
+        warnings.append(("phone_number", f"phone_number: {verdict.reason} (kept in phone_raw)"))
+    elif verdict.status is not PhoneStatus.MOBILE:
+        warnings.append(("phone_number", f"phone_number: {verdict.reason}"))
     return CustomerRow(
         account_number=account,
         first_name=first,
         last_name=last,
         email=email,
         phone_number=verdict.e164,
-        account_type=_text(values["account_type"], "account_type", 50, required=False),
+        account_type=account_type,
         is_active=active,
         phone_status=verdict.status,
         phone_is_valid_mobile=verdict.is_valid_mobile,
+        phone_raw=phone_raw,
+        email_raw=email_raw,
+        warnings=tuple(warnings),
     )

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from app.campaign import costs
 from app.campaign.costs import Cost
 from app.config import Settings, get_settings
+from app.db import leases
 from app.db.session import SessionScope, get_engine
 from app.delivery.mapping import DEADLINE_REASON, Mapped, backoff_schedule, map_report
 from app.delivery.repository import history, runs, tracking
@@ -155,6 +156,8 @@ class DeliveryPoller:
         with scope() as session:
             tracked = tracking.load_day(session, day)
             run_id, correlation_id = runs.start_run(session, day, triggered_by)
+            # Under the day's lock: a poll run of the day whose lease expired is dead.
+            leases.take_over_stale(session, runs.JOB, run_id, run_key=day.isoformat())
         now = self.clock()
         due = [
             t
@@ -168,12 +171,15 @@ class DeliveryPoller:
             pages = list_pages_needed(len(tracked), page_size)
             mode = Mode.BULK if len(due) > pages else Mode.FETCH
         stats.mode = str(mode)
+        heartbeat = leases.Heartbeat(scope, run_id).start()  # the run's lease (app/db/leases)
         try:
             self._poll(scope, day, mode, tracked, due, stats, correlation_id)
         except Exception as exc:
             # Not a carrier error (database, bug): the run says so, the actor retries.
             self._finish(scope, run_id, stats, f"{type(exc).__name__}")
             raise
+        finally:
+            heartbeat.stop()
         self._finish(scope, run_id, stats, stats.carrier_error)
         for name, calls in (("list", stats.list_calls), ("fetch", stats.fetch_calls)):
             if calls:

@@ -29,6 +29,7 @@ from app.cli.common import (
     err_console,
     parse_month,
     progress_bar,
+    require_writable,
 )
 from app.cli.groups import cli, simulate_app
 from app.config import PROJECT_ROOT, get_settings
@@ -84,6 +85,7 @@ def demo(
     from app.devtools.demo.environment import DemoSetupError, demo_environment
     from app.devtools.demo.pipeline import DemoFailed, DemoOptions, run_demo
 
+    require_writable(summary_json, "--summary-json")  # before an hour of work, not after
     target = _month(month)
     started = time.monotonic()
     console.print(

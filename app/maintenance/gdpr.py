@@ -102,6 +102,8 @@ def personal_values(customer: Customer) -> list[str]:
     """The strings to hunt for: names, email, the phone as stored and in national form."""
     phone = customer.phone_number or ""
     values = [customer.first_name, customer.last_name, customer.email or "", phone]
+    # A contact value the import could not use is kept as given (and is personal data).
+    values += [customer.phone_raw or "", customer.email_raw or ""]
     if phone:
         verdict = classify(phone, get_settings().default_phone_region)
         if verdict.e164:

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.db.audit import set_audit_context
+from app.db.leases import Heartbeat
 from app.db.session import SessionScope, get_engine
 from app.maintenance import cold_storage
 from app.maintenance.repository import audit as audit_repository
@@ -156,6 +157,7 @@ def run(
             run_id, correlation = job.id, job.correlation_id
             since = last_watermark(session)
         result = RetentionResult(run_id=run_id)
+        heartbeat = Heartbeat(transaction, run_id).start()  # the run's lease (app/db/leases)
         try:
             _archive_all(policy, transaction, now_utc, today_local, correlation, result, progress)
             with transaction() as session:
@@ -177,6 +179,8 @@ def run(
                 repository.fail_run(session, run_id, str(exc)[:2000], _utcnow())
             metrics.JOB_RUNS.labels(job=JOB, outcome="failed").inc()
             raise
+        finally:
+            heartbeat.stop()
     return result
 
 

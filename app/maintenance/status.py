@@ -71,6 +71,7 @@ def recent_runs(
         end = r["finished_at"] or now
         rows.append(
             {
+                "run_id": str(r["id"]),
                 "job": r["job"],
                 "run_key": r["run_key"],
                 "status": r["status"],
@@ -81,6 +82,9 @@ def recent_runs(
                 "stats": dict(r["stats"] or {}),
                 "summary": _stats_summary(dict(r["stats"] or {})),
                 "error": (r["error"] or "")[:200] or None,
+                "stale": bool(r["stale"]),  # Running, but its process stopped renewing
+                "heartbeat_at": r["heartbeat_at"],
+                "lease_owner": r["lease_owner"],
             }
         )
     return rows

@@ -38,6 +38,10 @@ class Customer(Base):
         Boolean, nullable=False, server_default=text("false")
     )
     anonymised_at: Mapped[datetime | None] = mapped_column()
+    # Not in the seed: a phone number or email address that is not valid, as the file gave
+    # it (phone_number and email hold only valid values), so an operator can correct it.
+    phone_raw: Mapped[str | None] = mapped_column(String(50))
+    email_raw: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
         Index("idx_customers_active", "is_active"),

@@ -41,10 +41,21 @@ class JobRun(Base):
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
     error: Mapped[str | None] = mapped_column(Text)
+    # The run's lease (app/db/leases.py): renewed while it works; a Running run whose
+    # lease expired is stale (its process died) and the next run takes it over.
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = (
         Index("idx_job_runs_job_key", "job", "run_key"),
         Index("idx_job_runs_started", text("started_at DESC")),
+        Index(
+            "idx_job_runs_running",
+            "job",
+            "lease_expires_at",
+            postgresql_where=text("status = 'Running'"),
+        ),
     )
 
 

@@ -188,6 +188,8 @@ def prepare_month(
     for reason, n in result.skipped.items():
         stats[f"skipped_{reason}"] = int(stats.get(f"skipped_{reason}", 0)) + n
     repo.set_run_stats(session, run.id, stats)
+    # The month's outbox run is Finished once a prepare planned the rest of the month.
+    repo.mark_run(session, run.id, finished=limit is None or result.planned < limit)
     if result.queued:
         costs.raise_month_warning(
             session, month, result.warnings, {"multi_segment": result.multi_segment,

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.db.leases import LEASE_SECONDS
 from app.models import Customer, CustomerOptOut, JobRun, MonthlyQualification, Notification
-from app.models.enums import SubmissionStatus
+from app.models.enums import RunStatus, SubmissionStatus
 from app.months import Month
 
 # --- the outbox ------------------------------------------------------------------------
@@ -120,6 +121,23 @@ def locked_run(session: Session, job: str, run_key: str, triggered_by: str) -> J
 
 def set_run_stats(session: Session, run_id: uuid.UUID, stats: dict[str, Any]) -> None:
     session.execute(update(JobRun).where(JobRun.id == run_id).values(stats=stats))
+
+
+def mark_run(session: Session, run_id: uuid.UUID, *, finished: bool) -> None:
+    """Finished once the month is prepared; else Running with a fresh lease (the next
+    chunk renews it; a prepare that died is stale, and the next prepare reopens the run)."""
+    now = func.localtimestamp()
+    values: dict[str, Any] = (
+        {"status": str(RunStatus.FINISHED), "finished_at": now, "heartbeat_at": now}
+        if finished
+        else {
+            "status": str(RunStatus.RUNNING),
+            "finished_at": None,
+            "heartbeat_at": now,
+            "lease_expires_at": now + timedelta(seconds=LEASE_SECONDS),
+        }
+    )
+    session.execute(update(JobRun).where(JobRun.id == run_id).values(**values))
 
 
 def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> None:

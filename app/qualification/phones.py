@@ -45,8 +45,10 @@ def revalidate_chunk(
     statuses: list[str] = []
     valid: list[bool] = []
     result = ChunkResult(last_id=rows[-1][0], rows=len(rows))
-    for customer_id, phone_number in rows:
-        verdict = classify(phone_number, region)
+    for customer_id, phone_number, phone_raw in rows:
+        # A number the import could not use is kept in phone_raw: it is still INVALID,
+        # not MISSING. The update is guarded by phone_number, which did not change.
+        verdict = classify(phone_number if phone_number is not None else phone_raw, region)
         ids.append(customer_id)
         phones.append(phone_number)
         statuses.append(str(verdict.status))

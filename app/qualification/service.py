@@ -6,7 +6,8 @@ a ``SessionScope`` (``app.db.session.session_scope`` in production) and opens it
 transactions with it:
 
 1. refuse a month that is not closed in the bank's time zone;
-2. record the run (job_runs, committed at once so operators see it Running);
+2. record the run (job_runs, committed at once so operators see it Running; it holds a
+   lease, renewed while it works, and takes over a dead run of the month: app/db/leases);
 3. gap repair for the month (``app.balances.gaps``; its own transactions);
 4. re-validate stale phone verdicts, one committed transaction per chunk;
 5. in ONE transaction, under the month's advisory lock: (recompute,) decide + insert,
@@ -28,6 +29,7 @@ from typing import Any
 from app.balances import gaps
 from app.balances.gaps import GapRepairReport
 from app.config import get_settings
+from app.db import leases
 from app.db.session import SessionScope
 from app.models import JobRun
 from app.models.enums import DisqualificationReason, Severity
@@ -96,6 +98,8 @@ def run_month(
 
     with scope() as session:
         run = runs.start_run(session, month, triggered_by=triggered_by, recompute=recompute)
+        # A run of the month whose process died (lease expired) is taken over by this one.
+        leases.take_over_stale(session, runs.JOB, run.id, run_key=str(month))
         record_event(
             session,
             "qualification.started",
@@ -105,6 +109,7 @@ def run_month(
             data={"month": str(month), "run_id": str(run.id), "recompute": recompute},
         )
     log.info("qualification %s started (run %s)", month, run.id)
+    heartbeat = leases.Heartbeat(scope, run.id).start()
     try:
         gap_stats = _repair_gaps(scope, month, gap_repair, progress)
         phone_stats = _revalidate_phones(
@@ -129,6 +134,8 @@ def run_month(
     except Exception as exc:
         _record_failure(scope, month, run.id, run.correlation_id, exc)
         raise
+    finally:
+        heartbeat.stop()
     _observe(result)
     log.info("qualification %s finished: %s", month, result.totals.as_dict())
     return result

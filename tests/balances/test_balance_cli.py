@@ -48,13 +48,16 @@ def test_balances_import_reports_bad_rows_and_unknown_accounts(
         cli, ["balances", "import", str(path), "--date", DAY.isoformat(),
               "--rejects", str(rejects), "--format", "json"]
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout.splitlines()[0])[0]["checked"] == 1
+    assert result.exit_code == 3, result.output  # done, with rejected lines
+    row = json.loads(result.stdout.splitlines()[0])[0]
+    assert (row["checked"], row["rows"], row["accepted"], row["rejected"]) == (1, 3, 1, 2)
     with rejects.open(encoding="utf-8") as handle:
-        problems = {r["account_number"]: r["reason"] for r in csv.DictReader(handle)}
+        problems = {
+            r["account_number"]: (r["outcome"], r["reason"]) for r in csv.DictReader(handle)
+        }
     assert problems == {
-        b.account_number: "balance has more than two decimals",
-        "STRANGER": "unknown account (no such customer)",
+        b.account_number: ("rejected", "balance has more than two decimals"),
+        "STRANGER": ("rejected", "unknown account (no such customer)"),
     }
     assert set(checks_by_account(session)) == {a.account_number}
 

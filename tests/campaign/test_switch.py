@@ -45,18 +45,21 @@ def _phones(n: int, prefix: str = "+97250222") -> list[str]:
 def test_pause_and_resume_are_audited_and_shown_by_status(session: Session) -> None:
     result = runner.invoke(cli, ["sms", "pause", "--reason", "wrong template"])
     assert result.exit_code == 0 and "paused" in result.output, result.output
-    status = runner.invoke(cli, ["status", "--format", "json"])
-    assert status.exit_code == 1  # a paused wave needs attention
-    sms = json.loads(status.output)["sms"]
+    status = runner.invoke(cli, ["status", "--check", "--format", "json"])
+    assert status.exit_code == 4  # a paused wave needs attention
+    payload = json.loads(status.output)
+    sms = payload["sms"]
     assert (sms["paused"], sms["source"], sms["reason"]) == (True, "operator", "wrong template")
+    assert "sms: sending paused (premium-notify sms resume)" in payload["attention"]
     table = runner.invoke(cli, ["status"])
     assert "SMS sending: PAUSED since" in table.output and "why: wrong template" in table.output
+    assert all(len(line) <= 80 for line in table.output.splitlines())
     again = runner.invoke(cli, ["sms", "pause"])
     assert again.exit_code == 0 and "already paused" in again.output
 
     assert runner.invoke(cli, ["sms", "resume"]).exit_code == 0
-    status = runner.invoke(cli, ["status", "--format", "json"])
-    assert json.loads(status.output)["sms"]["paused"] is False
+    status = runner.invoke(cli, ["status", "--check", "--format", "json"])
+    assert status.exit_code == 0 and json.loads(status.output)["sms"]["paused"] is False
     assert "SMS sending: on" in runner.invoke(cli, ["status"]).output
 
     audits = session.scalars(

@@ -38,27 +38,41 @@ ROWS = [
 
 def test_import_validates_normalises_and_reports(session: Session, tmp_path: Path) -> None:
     report = import_customers(session_scope, write(tmp_path / "c.csv", ROWS))
-    assert (report.rows, report.inserted, report.updated, report.unchanged) == (9, 3, 0, 0)
+    assert (report.rows, report.inserted, report.updated, report.unchanged) == (9, 5, 0, 0)
     reasons = {r.line: r.reason for r in report.rejected}
-    assert sorted(reasons) == [4, 5, 7, 8, 9, 10]
-    assert reasons[4] == "email is not a valid address"
-    assert reasons[5].startswith("phone_number:")
+    assert sorted(reasons) == [7, 9, 10]
     assert reasons[7] == "account_number is empty"
-    assert reasons[8] == "duplicate account_number (first on line 2)"
     assert "expected 7 fields" in reasons[9]
     assert reasons[10] == "is_active is not true/false"
-    assert all("0507123" not in r for r in reasons.values())  # no personal data in reasons
+    assert [(s.line, s.reason) for s in report.skipped] == [
+        (8, "duplicate of line 2 (the first copy is imported)")
+    ]
+    # Contact fields never cost a customer: imported, with a warning on their line.
+    warned = {(w.line, w.field): w.reason for w in report.warnings}
+    assert warned == {
+        (3, "phone_number"): "phone_number: not a mobile number",
+        (4, "email"): "email is not a valid address (kept in email_raw)",
+        (5, "phone_number"): "phone_number: unparseable phone number (kept in phone_raw)",
+        (6, "phone_number"): "phone_number: no phone number",
+    }
+    assert report.rows == report.accepted + len(report.rejected) + len(report.skipped)
+    notes = report.rejected + report.skipped + report.warnings
+    assert all("0507123" not in n.reason and "12ab" not in n.reason for n in notes)
     rows = {
         r.account_number: r
         for r in session.execute(
-            text("SELECT account_number, first_name, phone_number, phone_status, "
-                 "phone_is_valid_mobile, is_active, last_verified, updated_at FROM customers")
+            text("SELECT account_number, first_name, phone_number, phone_status, phone_raw, "
+                 "email, email_raw, phone_is_valid_mobile, is_active, last_verified, "
+                 "updated_at FROM customers")
         )
     }  # fmt: skip
     assert rows["1001"].first_name == "דנה"
     assert rows["1001"].phone_number == "+972507123456"
     assert (rows["1001"].phone_status, rows["1001"].phone_is_valid_mobile) == ("MOBILE", True)
     assert (rows["1002"].phone_status, rows["1002"].phone_is_valid_mobile) == ("NOT_MOBILE", False)
+    assert (rows["1003"].email, rows["1003"].email_raw) == (None, "not-an-email")
+    assert (rows["1004"].phone_number, rows["1004"].phone_raw) == (None, "12ab")
+    assert (rows["1004"].phone_status, rows["1004"].phone_is_valid_mobile) == ("INVALID", False)
     assert rows["1005"].phone_status == "MISSING" and rows["1005"].is_active is False
     assert rows["1001"].last_verified == rows["1001"].updated_at
 
@@ -104,11 +118,14 @@ def test_cli_import_writes_rejects_and_summary(session: Session, tmp_path: Path)
         ["customers", "import", str(write(tmp_path / "c.csv", ROWS)),
          "--rejects", str(rejects), "--format", "json"],
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert '"inserted": 3' in result.output and '"rejected": 6' in result.output
+    assert result.exit_code == 3, result.output  # done, with rejected and skipped rows
+    assert '"inserted": 5' in result.output and '"rejected": 3' in result.output
+    assert '"skipped": 1' in result.output and '"warnings": 4' in result.output
     with rejects.open(encoding="utf-8") as handle:
         lines = list(csv.DictReader(handle))
-    assert [int(r["line"]) for r in lines] == [4, 5, 7, 8, 9, 10]
+    assert [(int(r["line"]), r["outcome"]) for r in lines] == [
+        (7, "rejected"), (8, "skipped"), (9, "rejected"), (10, "rejected")
+    ]
 
 
 def test_cli_refuses_a_file_without_the_header(session: Session, tmp_path: Path) -> None:

@@ -105,7 +105,9 @@ def test_cli_formats_and_exit_code(session: Session, fmt: str) -> None:
 
     _arrange(session)
     result = CliRunner().invoke(cli, ["status", "--format", fmt])
-    assert result.exit_code == 1  # stuck rows need attention
+    assert result.exit_code == 0  # shown; only --check turns attention into an exit code
+    checked = CliRunner().invoke(cli, ["status", "--check", "--format", fmt])
+    assert checked.exit_code == 4  # stuck rows need attention
     if fmt == "json":
         payload = json.loads(result.output)
         assert {r["job"] for r in payload["runs"]} == {"balance_checks", "qualification"}

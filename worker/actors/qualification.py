@@ -12,6 +12,7 @@ import logging
 
 from periodiq import cron
 
+from app.balances.sources import SourceNotConfigured
 from app.config import get_settings
 from app.db.session import session_scope
 from app.months import Month
@@ -36,8 +37,8 @@ def _kick_cron() -> str:
     "qualification.run_month",
     Queue.QUALIFICATION,
     max_retries=5,
-    # Operator-level refusals (month not closed, no gap repair) are not retried.
-    throws=(QualificationError,),
+    # Operator-level refusals (month not closed, no gap repair source) are not retried.
+    throws=(QualificationError, SourceNotConfigured),
     time_limit=2 * 60 * 60 * 1000,
 )
 def run_month(month: str, recompute: bool = False, start_notifications: bool = True) -> None:

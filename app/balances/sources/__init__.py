@@ -9,6 +9,7 @@ from app.balances.sources.base import (
     Missing,
     MissingReason,
     SourceError,
+    SourceNotConfigured,
 )
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Missing",
     "MissingReason",
     "SourceError",
+    "SourceNotConfigured",
     "default_source",
     "source_from_spec",
 ]

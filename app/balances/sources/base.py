@@ -46,6 +46,11 @@ class SourceError(Exception):
     """The source cannot answer at all (configuration, outage): the batch is retried."""
 
 
+class SourceNotConfigured(SourceError):
+    """No source can be built from the settings (CORE_BANKING_URL unset): an operator's
+    fix, never worth a retry."""
+
+
 @runtime_checkable
 class BalanceSource(Protocol):
     """Fetches end-of-day balances for many accounts as of one business date."""

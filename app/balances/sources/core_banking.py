@@ -28,7 +28,14 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from app.balances.amounts import AmountError, parse_amount
-from app.balances.sources.base import Answer, Balance, Missing, MissingReason, SourceError
+from app.balances.sources.base import (
+    Answer,
+    Balance,
+    Missing,
+    MissingReason,
+    SourceError,
+    SourceNotConfigured,
+)
 from app.config import Settings
 from app.observability.metrics import BALANCE_SOURCE_REQUEST_SECONDS, RATE_LIMIT_WAITS
 from app.ratelimit import LocalRateLimiter, RateLimiter
@@ -92,7 +99,9 @@ class CoreBankingSource:
         cls, settings: Settings, limiter: RateLimiter | None = None
     ) -> CoreBankingSource:
         if not settings.core_banking_url:
-            raise SourceError("CORE_BANKING_URL is not set (or use --source file:PATH)")
+            raise SourceNotConfigured(
+                "CORE_BANKING_URL is not set (or BALANCE_SOURCE / --source file:PATH)"
+            )
         token = settings.core_banking_api_token
         if limiter is None and settings.core_banking_rps > 0:
             limiter = LocalRateLimiter(settings.core_banking_rps, 1.0)

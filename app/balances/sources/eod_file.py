@@ -13,7 +13,7 @@ import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -34,9 +34,15 @@ class Rejected:
 
 @dataclass
 class Extract:
+    """Every data line is in exactly one of ``rejected``, ``skipped`` (a second copy with
+    the same values: the first is used) or, as the line of its account's ``Balance``,
+    ``lines``: ``rows == len(rejected) + len(skipped) + len(lines)``."""
+
     answers: dict[str, Answer]
     rejected: list[Rejected]
     rows: int
+    skipped: list[Rejected] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)  # account -> line of its Balance
 
 
 _cache: dict[tuple[str, int, int], Extract] = {}
@@ -71,6 +77,8 @@ def parse_extract(path: Path) -> Extract:
     answers: dict[str, Answer] = {}
     first_line: dict[str, int] = {}
     rejected: list[Rejected] = []
+    skipped: list[Rejected] = []
+    conflicted: set[str] = set()
     dates: dict[str, date] = {}
     rows = 0
     with handle:
@@ -95,6 +103,7 @@ def parse_extract(path: Path) -> Extract:
                 break
             except (csv.Error, UnicodeDecodeError) as exc:
                 line += 1
+                rows += 1
                 rejected.append(Rejected(line, "", f"unreadable row ({type(exc).__name__})"))
                 continue
             line = reader.line_num
@@ -113,18 +122,29 @@ def parse_extract(path: Path) -> Extract:
                 rejected.append(Rejected(line, account[:50], "account_number empty or too long"))
                 continue
             answer = _row_answer(row, account, i_bal, i_date, i_cur, dates)
-            if isinstance(answer, Missing):
-                rejected.append(Rejected(line, account, answer.detail or answer.reason))
-            if account in first_line:
+            first = first_line.get(account)
+            if first is not None:
+                # A second copy. The same values: the first copy is used. Different ones:
+                # neither is (a balance is never guessed); the account gets no check.
                 previous = answers[account]
-                if previous != answer:
-                    reason = f"conflicting duplicate of line {first_line[account]}"
-                    rejected.append(Rejected(line, account, reason))
-                    answers[account] = Missing(account, MissingReason.INVALID_BALANCE, reason)
+                if previous == answer:
+                    reason = f"duplicate of line {first} (same values; the first copy is used)"
+                    skipped.append(Rejected(line, account, reason))
+                    continue
+                reason = f"conflicting duplicate of line {first}: neither copy is used"
+                rejected.append(Rejected(line, account, reason))
+                if account not in conflicted and isinstance(previous, Balance):
+                    why = f"conflicting duplicate on line {line}: neither copy is used"
+                    rejected.append(Rejected(first, account, why))
+                conflicted.add(account)
+                answers[account] = Missing(account, MissingReason.INVALID_BALANCE, reason)
                 continue
             first_line[account] = line
             answers[account] = answer
-    return Extract(answers, rejected, rows)
+            if isinstance(answer, Missing):
+                rejected.append(Rejected(line, account, answer.detail or answer.reason))
+    lines = {a: first_line[a] for a, answer in answers.items() if isinstance(answer, Balance)}
+    return Extract(answers, rejected, rows, skipped, lines)
 
 
 def _reject(

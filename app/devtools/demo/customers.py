@@ -2,8 +2,9 @@
 
 Hebrew and English names, Israeli mobile numbers written the ways people write them
 (``052-7654321``, ``+972 52 765 4321``, ``0527654321``), a share of landlines (valid
-numbers that can never qualify), malformed numbers (the import rejects those rows and
-says why), rows without a number, and inactive accounts. Everything follows from the
+numbers that can never qualify), malformed numbers (imported all the same, with a
+warning and the number kept in ``phone_raw``: they are disqualified with INVALID_PHONE),
+rows without a number, and inactive accounts. Everything follows from the
 seed, so a run is reproducible and a test can recompute what must happen.
 
 Numbers are drawn from the real Israeli ranges and re-drawn until ``phonenumbers``

@@ -133,11 +133,12 @@ def import_stage(opts: DemoOptions, progress: ProgressFactory, result: DemoResul
         report = import_customers(
             session_scope, path, region=get_settings().default_phone_region, progress=advance
         )
-    write_rejects(opts.workdir / "customers.rejects.csv", report.rejected)
+    write_rejects(opts.workdir / "customers.rejects.csv", report.problems())
     result.imported = report.as_dict()
     reasons: dict[str, int] = {}
-    for rejection in report.rejected:
-        reasons[rejection.reason] = reasons.get(rejection.reason, 0) + 1
+    for note in report.problems() + report.warnings:  # rejected, skipped, and warnings
+        key = f"{note.outcome}: {note.reason}"
+        reasons[key] = reasons.get(key, 0) + 1
     result.rejected_by_reason = reasons
 
 

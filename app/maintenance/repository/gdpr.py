@@ -68,7 +68,7 @@ _ANONYMISE_CUSTOMER = text(
     """
     UPDATE customers
     SET first_name = :name, last_name = :name, email = NULL, phone_number = NULL,
-        phone_status = 'MISSING', phone_is_valid_mobile = false,
+        phone_raw = NULL, email_raw = NULL, phone_status = 'MISSING', phone_is_valid_mobile = false,
         anonymised_at = :now, updated_at = :now
     WHERE id = :cid AND anonymised_at IS NULL
     """

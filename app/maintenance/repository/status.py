@@ -8,12 +8,17 @@ from datetime import datetime
 from sqlalchemy import RowMapping, text
 from sqlalchemy.orm import Session
 
-# The latest ``per_job`` runs of every job (window function: one pass over job_runs).
+from app.db.leases import LEASE_SECONDS, STALE
+
+# The latest ``per_job`` runs of every job (window function: one pass over job_runs);
+# ``stale``: Running, but its lease expired (its process died: app/db/leases.py).
 _RECENT_RUNS = text(
-    """
-    SELECT job, run_key, status, triggered_by, started_at, finished_at, stats, error
+    f"""
+    SELECT id, job, run_key, status, triggered_by, started_at, finished_at, stats, error,
+           heartbeat_at, lease_owner, stale
     FROM (
-        SELECT r.*, row_number() OVER (PARTITION BY job ORDER BY started_at DESC) AS rn
+        SELECT r.*, ({STALE}) AS stale,
+               row_number() OVER (PARTITION BY job ORDER BY started_at DESC) AS rn
         FROM job_runs r
     ) ranked
     WHERE rn <= :per_job
@@ -50,7 +55,8 @@ _STUCK = text(
 def recent_runs(session: Session, per_job: int) -> Sequence[RowMapping]:
     """job_runs rows (job, run_key, status, ..., stats, error): the newest ``per_job`` of
     each job, grouped by job, newest first."""
-    return session.execute(_RECENT_RUNS, {"per_job": per_job}).mappings().all()
+    params = {"per_job": per_job, "lease": LEASE_SECONDS}
+    return session.execute(_RECENT_RUNS, params).mappings().all()
 
 
 def stuck_counts(

@@ -25,7 +25,7 @@ _COUNT_STALE = text(f"SELECT count(*) FROM customers c WHERE {_STALE}")
 
 _NEXT_CHUNK = text(
     f"""
-    SELECT c.id::text AS id, c.phone_number
+    SELECT c.id::text AS id, c.phone_number, c.phone_raw
     FROM customers c
     WHERE c.id > CAST(:after AS uuid) AND {_STALE}
     ORDER BY c.id
@@ -58,11 +58,12 @@ def count_stale(session: Session, month: Month) -> int:
 
 def stale_chunk(
     session: Session, month: Month, *, after: str, limit: int
-) -> list[tuple[str, str | None]]:
-    """The next ``limit`` stale customers with an id greater than ``after``: (id, number)."""
+) -> list[tuple[str, str | None, str | None]]:
+    """The next ``limit`` stale customers with an id greater than ``after``: (id, number,
+    the number as given when it was not valid)."""
     params = {"first": month.first, "next_first": month.next_first, "after": after}
     rows = session.execute(_NEXT_CHUNK, {**params, "limit": limit}).all()
-    return [(row.id, row.phone_number) for row in rows]
+    return [(row.id, row.phone_number, row.phone_raw) for row in rows]
 
 
 def apply_verdicts(
