@@ -32,6 +32,7 @@ SECRET_FILE_SETTINGS = (
     "TWILIO_AUTH_TOKEN",
     "SENTRY_DSN",
     "CORE_BANKING_API_TOKEN",
+    "BACKUP_CIPHER_PASS",
 )
 
 
@@ -340,12 +341,68 @@ class Settings(BaseSettings):
         description="Prefix of the database roles `db roles` manages (<prefix>_worker, ...).",
     )
     backup_dir: Path = Field(
-        default=PROJECT_ROOT / ".data" / "backups", description="Where scripts/backup writes."
+        default=PROJECT_ROOT / ".data" / "backups",
+        description="Folder of the logical exports (db export; encrypted pg_dump).",
     )
     backup_metrics_file: Path | None = Field(
         default=None,
-        description="Prometheus textfile-collector file of the last backup "
-        "(default: <BACKUP_DIR>/pn_backup.prom).",
+        description="Prometheus textfile-collector file of the backup service "
+        "(default: <BACKUP_DIR>/pn_backup.prom); exports write <name>_export.prom beside it.",
+    )
+    backup_stanza: str = Field(
+        default="premium",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="pgBackRest stanza of the cluster (docker/pgbackrest/pgbackrest.conf).",
+    )
+    backup_pgbackrest_config: Path | None = Field(
+        default=None,
+        description="pgBackRest configuration file (default: pgBackRest's own, "
+        "/etc/pgbackrest/pgbackrest.conf).",
+    )
+    backup_cipher_pass: SecretStr | None = Field(
+        default=None,
+        description="Passphrase of the encrypted pgBackRest repositories, passed to pgBackRest "
+        "as PGBACKREST_REPOn_CIPHER_PASS (secret; *_FILE accepted).",
+    )
+    backup_time: str = Field(
+        default="03:30",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Local (BANK_TIMEZONE) HH:MM of the daily physical backup; a backup "
+        "missed while the service was down is taken as soon as it is back.",
+    )
+    backup_full_weekday: str = Field(
+        default="sun",
+        pattern=r"^(mon|tue|wed|thu|fri|sat|sun)$",
+        description="Day of the weekly full backup; the other days take a differential "
+        "(a missed full is taken by the next backup).",
+    )
+    backup_monthly_repo: int = Field(
+        default=0,
+        ge=0,
+        le=4,
+        description="pgBackRest repository (e.g. 2, offsite) that gets a full backup in the "
+        "first backup of each month and keeps it a year; 0 = none.",
+    )
+    backup_export_weekday: str | None = Field(
+        default="sun",
+        pattern=r"^(mon|tue|wed|thu|fri|sat|sun)$",
+        description="Day the backup service also writes the secondary, encrypted logical "
+        "export (pg_dump); unset = never.",
+    )
+    backup_age_recipients_file: Path = Field(
+        default=PROJECT_ROOT / ".data" / "backup-keys" / "recipients.txt",
+        description="age recipients (public keys) that logical exports and the erasure "
+        "journal are encrypted to. Outside production a key pair is made here when missing.",
+    )
+    backup_age_identity_file: Path = Field(
+        default=PROJECT_ROOT / ".data" / "backup-keys" / "identity.txt",
+        description="age identity (private key) that decrypts exports and the erasure "
+        "journal; needed on restore only.",
+    )
+    erasure_journal_dir: Path = Field(
+        default=PROJECT_ROOT / ".data" / "erasure-journal",
+        description="Folder of the GDPR erasure journal, kept outside the database and its "
+        "backups; restores re-apply the erasures it holds.",
     )
 
     @model_validator(mode="before")

@@ -157,6 +157,7 @@ FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "retention_kick_time": check_kick_time,
     "balance_kick_time": check_kick_time,
     "balance_gap_repair_time": check_kick_time,
+    "backup_time": check_kick_time,
     "delivery_poll_cron": check_cron,
     "qualification_kick_days": check_kick_days,
     "sms_send_window": check_send_window,

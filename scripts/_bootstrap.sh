@@ -19,11 +19,14 @@ fi
 export PATH="$VENV/bin:$PATH"
 
 # Debian tools the tests use to validate the deploy files: docker-compose (compose file)
-# and promtool (package prometheus: metrics and alert rules). Installed when missing and
+# and promtool (package prometheus: metrics and alert rules); and the backup tools the
+# backup tests and the recovery drill run: pgbackrest and age. Installed when missing and
 # we may (root with apt-get); otherwise the tests that need them fail and say why.
 need_debs=()
 command -v docker-compose >/dev/null 2>&1 || need_debs+=(docker-compose)
 command -v promtool >/dev/null 2>&1 || need_debs+=(prometheus)
+command -v pgbackrest >/dev/null 2>&1 || need_debs+=(pgbackrest)
+command -v age >/dev/null 2>&1 || need_debs+=(age)
 if [ ${#need_debs[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "bootstrap: installing ${need_debs[*]} (Debian)" >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_debs[@]}"; } \

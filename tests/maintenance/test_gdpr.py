@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from app.cli.main import cli
 from app.maintenance import gdpr
 from app.models import AuditLog
+from tests.support.db import all_text
 from tests.support.factories import (
     create_check,
     create_customer,
@@ -117,34 +118,15 @@ def test_export_contains_every_row_about_the_customer(session: Session) -> None:
     assert PHONE not in row and "Yael" not in row
 
 
-def _all_text(session: Session) -> str:
-    """Every text, varchar and json(b) column of every table, as one big string."""
-    columns = session.execute(
-        text(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = 'public' AND data_type IN "
-            "('text', 'character varying', 'json', 'jsonb')"
-        )
-    ).all()
-    parts = []
-    for table, column in columns:
-        parts += [
-            str(v)
-            for v in session.scalars(text(f'SELECT "{column}"::text FROM "{table}"'))
-            if v is not None
-        ]
-    return "\n".join(parts)
-
-
 def test_anonymise_leaves_no_trace_of_personal_data(session: Session) -> None:
     customer, *_ = _customer_with_history(session)
-    before = _all_text(session)
+    before = all_text(session)
     assert PHONE in before and EMAIL in before and "Zilberstein" in before  # the test sees them
 
     counts = gdpr.erase(session, customer.account_number, anonymise=True, operator="test")
     session.commit()
 
-    after = _all_text(session)
+    after = all_text(session)
     for value in ("Yael", "Zilberstein", EMAIL, PHONE, "0541234567", "054-123-4567"):
         assert value not in after, value
     assert counts["audit_log"] >= 2  # the hot and the archived audit rows that held PII

@@ -50,6 +50,7 @@ DUMP = "{files}/backup.dump"
 SERVER = "a local server: touches no database"
 BROKER_ONLY = "only hands a message to the broker: the worker reads the database"
 NO_FILE = "reads no file"
+PGBACKREST = "pgBackRest reaches the cluster through its own configuration, not DATABASE_URL"
 
 COMMANDS: dict[str, Command] = {
     "status": Command(("status",), redis=None),
@@ -99,7 +100,14 @@ COMMANDS: dict[str, Command] = {
     "db check": Command(("db", "check")),
     "db url": Command(("db", "url"), db="prints the URL without connecting"),
     "db roles": Command(("db", "roles")),
-    "db backup": Command(("db", "backup", "--dir", "{files}/backups")),
+    "db backup": Command(("db", "backup"), db=PGBACKREST),
+    "db backups": Command(("db", "backups"), db=PGBACKREST),
+    "db export": Command(
+        ("db", "export", "--dir", "{files}/exports"),
+        unwritable=("db", "export", "--dir", "/proc/no/such/dir"),
+    ),
+    "db pitr": Command(("db", "pitr", "--pgdata", "{files}/pitr"), db=PGBACKREST),
+    "db erasures": Command(("db", "erasures"), db="reads the erasure journal, not the database"),
     "db restore": Command(
         ("db", "restore", DUMP, "--target-db", "pn_matrix_restore"),
         missing=("db", "restore", "/no/such/backup.dump", "--target-db", "pn_matrix_restore"),

@@ -1,0 +1,13 @@
+#!/bin/sh
+# Hands the repositories' passphrase (a Docker secret file, BACKUP_CIPHER_PASS_FILE) to
+# pgBackRest through its own environment variables, then runs the image's entrypoint:
+# the server, and so its archive_command, inherit them. Never on a command line.
+set -eu
+if [ -n "${BACKUP_CIPHER_PASS_FILE:-}" ]; then
+  pass="$(cat "$BACKUP_CIPHER_PASS_FILE")"
+  PGBACKREST_REPO1_CIPHER_PASS="$pass"
+  PGBACKREST_REPO2_CIPHER_PASS="$pass"
+  export PGBACKREST_REPO1_CIPHER_PASS PGBACKREST_REPO2_CIPHER_PASS
+  unset pass
+fi
+exec docker-entrypoint.sh "$@"
