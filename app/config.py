@@ -19,7 +19,6 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import config_checks
-from app.campaign import settings as campaign
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -210,13 +209,32 @@ class Settings(BaseSettings):
         default=None, ge=1, le=36000, description="ValidityPeriod passed to the carrier (optional)."
     )
 
-    # --- campaign controls (issue 20): bounds and meanings in app/campaign/settings.py ---
-    sms_pause_check_seconds: float = campaign.PAUSE_CHECK_SECONDS
-    sms_paused_recheck_seconds: float = campaign.PAUSED_RECHECK_SECONDS
-    sms_breaker_window_seconds: float = campaign.BREAKER_WINDOW_SECONDS
-    sms_breaker_min_attempts: int = campaign.BREAKER_MIN_ATTEMPTS
-    sms_breaker_failure_rate: float = campaign.BREAKER_FAILURE_RATE
-    sms_breaker_error_rate: float = campaign.BREAKER_ERROR_RATE
+    # --- campaign controls (issue 20: app/campaign, docs/campaign.md) -----------------------
+    sms_pause_check_seconds: float = Field(
+        default=2.0, ge=0, le=30, description="Senders re-read the kill switch (sms pause) "
+        "from the database at most this long after their last read.",
+    )  # fmt: skip
+    sms_paused_recheck_seconds: float = Field(
+        default=15.0, gt=0, description="While sending is paused, a send batch re-enqueues "
+        "itself after this long (its rows stay Queued).",
+    )  # fmt: skip
+    sms_breaker_window_seconds: float = Field(
+        default=300.0, gt=0, description="The circuit breaker judges each sender's carrier "
+        "answers of this many past seconds.",
+    )  # fmt: skip
+    sms_breaker_min_attempts: int = Field(
+        default=20, ge=0, description="Carrier answers a window needs before the breaker may "
+        "pause sending; 0 = no automatic pause.",
+    )  # fmt: skip
+    sms_breaker_failure_rate: float = Field(
+        default=0.5, gt=0, le=1, description="Pause sending when at least this share of a "
+        "window's answers are permanent refusals (21610, an opt-out, excluded).",
+    )  # fmt: skip
+    sms_breaker_error_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Pause sending when at least this share of a "
+        "window's answers are errors of any kind (429, 5xx, timeouts too); 0 = off (backoff "
+        "handles an outage).",
+    )  # fmt: skip
 
     # --- status callbacks (issue 19: app/callbacks) -----------------------------------
     callback_public_url: str | None = Field(
