@@ -222,6 +222,33 @@ class Settings(BaseSettings):
         "its queue after this long (Twilio: 1-36000).",
     )
 
+    # --- campaign controls (issue 20: app/campaign, docs/campaign.md) -----------------------
+    sms_pause_check_seconds: float = Field(
+        default=2.0, ge=0, le=30, description="Senders re-read the kill switch (sms pause) "
+        "from the database at most this long after their last read.",
+    )  # fmt: skip
+    sms_paused_recheck_seconds: float = Field(
+        default=15.0, gt=0, description="While sending is paused, a send batch re-enqueues "
+        "itself after this long (its rows stay Queued).",
+    )  # fmt: skip
+    sms_breaker_window_seconds: float = Field(
+        default=300.0, gt=0, description="The circuit breaker judges each sender's carrier "
+        "answers of this many past seconds.",
+    )  # fmt: skip
+    sms_breaker_min_attempts: int = Field(
+        default=20, ge=0, description="Carrier answers a window needs before the breaker may "
+        "pause sending; 0 = no automatic pause.",
+    )  # fmt: skip
+    sms_breaker_failure_rate: float = Field(
+        default=0.5, gt=0, le=1, description="Pause sending when at least this share of a "
+        "window's answers are permanent refusals (21610, an opt-out, excluded).",
+    )  # fmt: skip
+    sms_breaker_error_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Pause sending when at least this share of a "
+        "window's answers are errors of any kind (429, 5xx, timeouts too); 0 = off (backoff "
+        "handles an outage).",
+    )  # fmt: skip
+
     # --- status callbacks (issue 19: app/callbacks) -----------------------------------
     callback_public_url: str | None = Field(
         default=None,

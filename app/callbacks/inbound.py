@@ -2,11 +2,13 @@
 
 Only what the system may keep is recorded: the customer (found by the sender's number,
 which itself is not stored) and the message's keyword when it is exactly one of Twilio's
-opt-out / opt-in / help words (``receipts.KEYWORDS``); never the text.
+opt-out / opt-in / help words, English or Hebrew (``app.campaign.keywords``); never
+the text.
 
 ``INBOUND_HANDLERS`` is the extension point: each handler gets the transaction and the
-``InboundMessage`` and returns an outcome word (or None). Opt-outs (issue 20) add theirs
-here; the receipt is stored in the same transaction whatever they do.
+``InboundMessage`` and returns an outcome word (or None). Opt-outs (issue 20:
+``app.campaign.optouts.inbound_handler``) are handled there; the receipt is stored in
+the same transaction whatever they do.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.callbacks import repository as repo
 from app.callbacks.receipts import InboundReceipt
 from app.callbacks.service import Outcome, utcnow
+from app.campaign.optouts import inbound_handler
 from app.db.session import SessionScope, session_scope
 from app.observability.metrics import CALLBACK_RECEIPTS
 
@@ -36,7 +39,8 @@ class InboundMessage:
 
 
 InboundHandler = Callable[[Session, InboundMessage], str | None]
-INBOUND_HANDLERS: tuple[InboundHandler, ...] = ()
+
+INBOUND_HANDLERS: tuple[InboundHandler, ...] = (inbound_handler,)  # opt-outs and opt-ins
 
 
 def handle_inbound(

@@ -13,13 +13,12 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from app.campaign.keywords import normalise
+
 SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
-# Twilio's default opt-out, opt-in and help keywords: a message that is exactly one of
-# them (trimmed, any case) is one; anything else is not, and its text is never kept.
-KEYWORDS = frozenset(
-    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
-     "START", "YES", "UNSTOP", "OPTIN", "HELP", "INFO"}
-)  # fmt: skip
+# Twilio's default opt-out, opt-in and help keywords and their Hebrew equivalents
+# (app.campaign.keywords): a message that is exactly one of them (trimmed, any case) is
+# one; anything else is not, and its text is never kept.
 _STATUS_PRIVATE = frozenset({"Body", "To", "ChannelToAddress"})
 _INBOUND_PRIVATE = frozenset({"Body", "From", "ChannelToAddress"})
 _INBOUND_PRIVATE_PREFIXES = ("From", "MediaUrl", "MediaContentType")
@@ -78,7 +77,7 @@ class InboundReceipt:
 
     message_sid: str
     sender: str
-    keyword: str | None  # one of KEYWORDS, or None (the text itself is never kept)
+    keyword: str | None  # app.campaign.keywords.KEYWORDS, or None (the text is never kept)
     params: dict[str, str]
 
 
@@ -86,8 +85,8 @@ def keyword_of(form: Mapping[str, str]) -> str | None:
     """Twilio's OptOutType when it sent one (Advanced Opt-Out), else the body if it is
     exactly a keyword."""
     for candidate in (form.get("OptOutType"), form.get("Body")):
-        word = (candidate or "").strip().upper()
-        if word in KEYWORDS:
+        word = normalise(candidate)
+        if word is not None:
             return word
     return None
 

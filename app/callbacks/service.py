@@ -28,6 +28,8 @@ from sqlalchemy.orm import Session
 
 from app.callbacks import repository as repo
 from app.callbacks.receipts import StatusReceipt
+from app.campaign import costs
+from app.campaign.costs import Cost
 from app.db.audit import set_audit_context
 from app.db.session import SessionScope, session_scope
 from app.delivery.mapping import STATUS_MAP, map_report
@@ -102,6 +104,9 @@ def apply_status(
         if target.submission_status not in _UNSETTLED:
             return Outcome.NOT_SENT
         settled = repo.settle_submitted(session, target.id, sid, now)
+    # The carrier's segments and price come with the status (issue 20: the month's cost).
+    cost = Cost.parse(receipt.num_segments, receipt.price, receipt.price_unit)
+    costs.record(session, [(target.id, cost)])
     mapped = map_report(receipt.status, receipt.error_code, receipt.error_message)
     if not mapped.known:
         _once(session, "delivery_unknown_carrier_status", target.id,

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "app.cli.qualification",
     "app.cli.reports",
     "app.cli.sms",
+    "app.cli.sms_controls",
     "app.cli.status",
     "app.cli.dlq",
     "app.cli.gdpr",

@@ -8,11 +8,13 @@ from datetime import date
 
 import typer
 
+from app.campaign.costs import segment_warning
 from app.cli.common import (
     OutputFormat,
     UserError,
     console,
     emit_rows,
+    err_console,
     parse_month,
     progress_bar,
     require_redis,
@@ -34,7 +36,9 @@ from app.notifications.window import SendWindow
 from worker import limits
 
 FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
-sms_app = typer.Typer(help="SMS templates and segment counts.", no_args_is_help=True)
+sms_app = typer.Typer(
+    help="SMS templates, segment counts and the kill switch.", no_args_is_help=True
+)
 cli.add_typer(sms_app, name="sms")
 
 
@@ -66,11 +70,15 @@ def preview(
             first_name, last_name = names
         text = tpl.render(first_name=first_name, last_name=last_name, month=target)
     info = analyze(text)
+    what = f"template {template!r} rendered" if template is not None else "this text"
+    warning = segment_warning(info, what)  # each segment is charged as a message
     if as_json:
-        typer.echo(json.dumps(info.as_dict()))
+        typer.echo(json.dumps({**info.as_dict(), **({"warning": warning} if warning else {})}))
     else:
         shown = {**info.as_dict(), "text": text}
         emit_rows([shown], list(shown), OutputFormat.TABLE)
+        if warning:
+            err_console.print(f"[bold yellow]warning:[/] {warning}")
 
 
 @run_app.command("notifications")
@@ -97,6 +105,8 @@ def run_notifications(
     except (OutboxError, TemplateError) as exc:
         raise UserError(str(exc)) from None
     summary = result.as_dict()
+    for warning in result.warnings:
+        err_console.print(f"[bold yellow]warning:[/] {warning}")
     if sender is None:
         emit_rows([summary], list(summary), fmt, title=f"dry run {result.month} (nothing sent)")
         return
@@ -108,6 +118,11 @@ def run_notifications(
             while True:
                 outcome = sender.send_batch(session_scope, batch)
                 total.add(outcome)
+                if outcome.paused:
+                    raise UserError(
+                        f"sending is paused (premium-notify status; premium-notify sms "
+                        f"resume); {total.submitted} sent, the rest stay queued"
+                    )
                 if outcome.window_closed:
                     opens = window.next_open(utcnow())
                     raise UserError(

@@ -1,9 +1,10 @@
-"""``premium-notify status [--check]``: recent runs per stage, queues, dead letters, stuck rows.
+"""``premium-notify status [--check]``: recent runs per stage, queues, dead letters, stuck rows,
+whether SMS sending is paused (the kill switch, docs/campaign.md) and opt-outs.
 
 The table fits 80 columns (short run ids, compact keys, local start times, human
 durations); json and csv carry every field. ``--check`` is for cron and monitoring: exit
 status 4 when something needs attention (a failed latest run, a stale run, stuck rows,
-dead letters, an unreachable broker), 0 otherwise.
+dead letters, an unreachable broker, SMS sending paused), 0 otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from app.campaign.report import status_lines
 from app.cli.common import OutputFormat, broker_view, console, emit_rows
 from app.cli.errors import ExitCode
 from app.cli.groups import cli
@@ -50,10 +52,10 @@ def status(
 ) -> None:
     """Recent runs of every stage, queue depths, dead-letter queues and stuck rows.
 
-    json prints one object {runs, queues, stuck, broker_error, attention}; csv prints one
-    table with a 'section' column. With --check the exit status is 4 when something needs
-    attention (failed latest run, stale run, stuck rows, dead letters, broker
-    unreachable) and 0 otherwise.
+    json prints one object {runs, queues, stuck, broker_error, sms, attention}; csv prints
+    one table with a 'section' column. With --check the exit status is 4 when something
+    needs attention (failed latest run, stale run, stuck rows, dead letters, broker
+    unreachable, SMS sending paused) and 0 otherwise.
     """
     with session_scope() as session:
         st = ops_status.collect(session, _redis(), per_job=per_job)
@@ -64,6 +66,7 @@ def status(
             "queues": st.queues,
             "stuck": st.stuck,
             "broker_error": st.broker_error,
+            "sms": st.sms,
             "attention": attention,
         }
         typer.echo(json.dumps(payload, default=str, ensure_ascii=False))
@@ -72,6 +75,7 @@ def status(
             [{"section": "run", **r} for r in st.runs]
             + [{"section": "queue", **q} for q in st.queues]
             + [{"section": "stuck", **s} for s in st.stuck]
+            + [{"section": "sms", "summary": " ".join(status_lines(st.sms))}]
         )
         columns = ["section", *dict.fromkeys(RUN_COLUMNS + QUEUE_COLUMNS + STUCK_COLUMNS)]
         emit_rows(rows, columns, fmt)
@@ -100,6 +104,8 @@ def needs_attention(st: ops_status.Status) -> list[str]:
         f"{q['queue']}: {q['dead_letters']} dead letters" for q in st.queues if q["dead_letters"]
     ]
     reasons += [f"{s['kind']}: {s['rows']} stuck rows" for s in st.stuck if s["rows"]]
+    if st.sms.get("paused"):
+        reasons.append("sms: sending paused (premium-notify sms resume)")
     return reasons
 
 
@@ -122,6 +128,9 @@ def _print_tables(st: ops_status.Status, attention: list[str]) -> None:
             note = f"no heartbeat since {beat:%m-%d %H:%M} ({r['lease_owner'] or 'owner unknown'})"
         if note:
             typer.echo(" " * 9 + _clip(" ".join(str(note).split()), 80 - 9))
+    typer.echo()
+    for line in status_lines(st.sms, tz):  # the kill switch and opt-outs (app.campaign)
+        typer.echo(_clip(line, 80))
     typer.echo()
     if st.broker_error:
         console.print(f"[bold red]broker:[/] {st.broker_error}", soft_wrap=False)

@@ -34,6 +34,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.campaign import costs
+from app.campaign.costs import Cost
 from app.config import Settings, get_settings
 from app.db import leases
 from app.db.session import SessionScope, get_engine
@@ -299,6 +301,8 @@ class DeliveryPoller:
         if not answers:
             return
         reports = []
+        # The carrier's segments and price come with the status (issue 20: the cost).
+        priced = [(nid, Cost.parse(m.num_segments, m.price, m.price_unit)) for nid, m in answers]
         for nid, m in answers:
             mapped = map_report(m.status, m.error_code, m.error_message)
             delivered_at = (
@@ -307,7 +311,7 @@ class DeliveryPoller:
                 else None
             )
             reports.append(Report(nid, mapped, delivered_at))
-        self._record(scope, reports, stats, correlation_id)
+        self._record(scope, reports, stats, correlation_id, priced)
 
     def _record(
         self,
@@ -315,9 +319,11 @@ class DeliveryPoller:
         reports: list[Report],
         stats: PollStats,
         correlation_id: uuid.UUID,
+        priced: list[tuple[uuid.UUID, Cost | None]] | None = None,
     ) -> None:
         with scope() as session:
             result = history.apply_reports(session, reports, self.clock())
+            costs.record(session, priced or [])  # the rows are locked by apply_reports
             unknown = [(nid, m) for nid, m in result.inserted if not m.known]
             for nid, m in unknown:
                 record_event(

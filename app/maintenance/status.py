@@ -1,4 +1,5 @@
-"""What an operator needs at a glance: recent runs per stage, queues, dead letters, stuck rows.
+"""What an operator needs at a glance: recent runs per stage, queues, dead letters, stuck rows,
+whether SMS sending is paused and how many customers opted out.
 
 Generic over ``job_runs``: every stage that records runs shows up without this module
 knowing it (balance_checks, gap_repair, qualification, notifications, retention, ...).
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.campaign.report import status_summary as campaign_status
 from app.maintenance import dlq
 from app.maintenance.repository import status as repository
 
@@ -43,6 +45,7 @@ class Status:
     queues: list[dict[str, Any]] = field(default_factory=list)
     stuck: list[dict[str, Any]] = field(default_factory=list)
     broker_error: str | None = None
+    sms: dict[str, Any] = field(default_factory=dict)  # kill switch and opt-outs (issue 20)
 
 
 def _utcnow() -> datetime:
@@ -164,6 +167,7 @@ def collect(
     status = Status(
         runs=recent_runs(session, per_job),
         stuck=stuck_rows(session, thresholds or StuckThresholds.from_settings()),
+        sms=campaign_status(session),
     )
     if broker is None:
         status.broker_error = "REDIS_URL is not set"

@@ -9,7 +9,9 @@ from app.models.customer import Customer
 from app.models.delivery import DeliveryStatus
 from app.models.job_run import JobRun, JobShard
 from app.models.notification import Notification
+from app.models.opt_out import CustomerOptOut
 from app.models.qualification import MonthlyQualification
+from app.models.sms_control import SmsControl
 from app.models.system_event import SystemEvent
 
 SEED_TABLES = (
@@ -29,11 +31,13 @@ __all__ = [
     "Base",
     "CallbackReceipt",
     "Customer",
+    "CustomerOptOut",
     "DailyBalanceCheck",
     "DeliveryStatus",
     "JobRun",
     "JobShard",
     "MonthlyQualification",
+    "SmsControl",
     "Notification",
     "SystemEvent",
 ]

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Numeric, String, Text, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -44,6 +45,12 @@ class Notification(Base):
     error_code: Mapped[str | None] = mapped_column(String(50))  # last carrier error code
     status_reason: Mapped[str | None] = mapped_column(String(255))  # why Failed / Skipped
     correlation_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # What the carrier says the message cost (issue 20, migration 0008): they arrive after
+    # the create, with the status (callbacks, polled messages). Twilio's price is negative
+    # (a charge), in ``price_unit``; ``carrier_segments`` is its NumSegments.
+    carrier_segments: Mapped[int | None] = mapped_column(Integer)
+    price: Mapped[Decimal | None] = mapped_column(Numeric(12, 5))
+    price_unit: Mapped[str | None] = mapped_column(String(8))
 
     __table_args__ = (
         CheckConstraint(

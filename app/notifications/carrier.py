@@ -134,6 +134,9 @@ class CarrierMessage:
     date_created: datetime | None
     date_sent: datetime | None
     date_updated: datetime | None
+    # What the message cost (Twilio: negative, filled in late; app.campaign.costs).
+    price: str | None = None
+    price_unit: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -176,6 +179,8 @@ def _from_instance(m: Any) -> CarrierMessage:
         date_created=_naive_utc(m.date_created),
         date_sent=_naive_utc(m.date_sent),
         date_updated=_naive_utc(m.date_updated),
+        price=None if m.price is None else str(m.price),
+        price_unit=None if m.price_unit is None else str(m.price_unit),
     )
 
 

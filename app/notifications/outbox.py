@@ -2,10 +2,11 @@
 
 Preparing a month renders each qualified customer's message, counts its segments and
 inserts it as 'Queued' with a ``batch_id`` (the unit a send actor works on). Customers
-who became inactive, were anonymised, or whose number is no longer a valid mobile
-since qualification get a row too, as 'Skipped' with the reason in ``status_reason``,
-so the decision is recorded and re-running prepare never reconsiders them. The insert
-is ``ON CONFLICT (qualification_id) DO NOTHING``: re-running adds nothing.
+who became inactive, were anonymised, opted out of SMS (``app.campaign``: OPTED_OUT), or
+whose number is no longer a valid mobile since qualification get a row too, as
+'Skipped' with the reason in ``status_reason``, so the decision is recorded and re-running
+prepare never reconsiders them. The insert is ``ON CONFLICT (qualification_id) DO
+NOTHING``: re-running adds nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.campaign import costs
+from app.campaign.repository import OPTED_OUT
 from app.config import Settings, get_settings
 from app.db.audit import set_audit_context
 from app.db.session import SessionScope
@@ -62,6 +65,8 @@ class PrepareResult:
     already_queued_segments: int = 0
     batches: list[uuid.UUID] = field(default_factory=list)
     planned: int = 0  # qualifications handled by this call (queued + skipped)
+    multi_segment: int = 0  # new Queued rows longer than one segment (each costs more)
+    warnings: list[str] = field(default_factory=list)  # for the operator (app.campaign)
 
     @property
     def cost_segments(self) -> int:
@@ -79,6 +84,7 @@ class PrepareResult:
             "encodings": self.encodings,
             "already_queued": self.already_queued,
             "cost_segments": self.cost_segments,
+            "multi_segment": self.multi_segment,
             "batches": len(self.batches),
         }
 
@@ -93,7 +99,7 @@ def plan_month(
     """Render the messages of the month's qualified customers not yet in the outbox."""
     planned: list[Planned] = []
     candidates = repo.unplanned(session, month, limit)
-    for qid, cid, first, last, phone, active, anonymised, valid_mobile, fresh in candidates:
+    for qid, cid, first, last, phone, active, anonymised, valid_mobile, fresh, out in candidates:
         # The verdict stored with the number is trusted while it is newer than the row
         # (imports write both together); otherwise the number is classified again.
         if fresh and phone:
@@ -106,6 +112,7 @@ def plan_month(
         reason = (
             "ANONYMISED" if anonymised is not None
             else "INACTIVE" if not active
+            else OPTED_OUT if out
             else "INVALID_PHONE" if not is_mobile
             else "TOO_MANY_SEGMENTS" if info.segments > settings.sms_max_segments
             else None
@@ -154,6 +161,10 @@ def prepare_month(
     result.segments = sum(p.segments for p in to_send)
     result.encodings = dict(Counter(p.encoding for p in to_send))
     result.skipped = dict(Counter(p.skip_reason for p in planned if p.skip_reason))
+    result.multi_segment = sum(1 for p in to_send if p.segments > 1)
+    result.warnings = costs.prepare_warnings(
+        template, settings.sms_max_segments, result.multi_segment, result.queued
+    )
     if dry_run:
         return result
 
@@ -179,6 +190,11 @@ def prepare_month(
     repo.set_run_stats(session, run.id, stats)
     # The month's outbox run is Finished once a prepare planned the rest of the month.
     repo.mark_run(session, run.id, finished=limit is None or result.planned < limit)
+    if result.queued:
+        costs.raise_month_warning(
+            session, month, result.warnings, {"multi_segment": result.multi_segment,
+            "queued": result.queued, "segments": result.segments}, run.correlation_id,
+        )  # fmt: skip
     if result.skipped:
         record_event(
             session,
@@ -247,6 +263,8 @@ def prepare_streaming(
         total.queued += part.queued
         total.segments += part.segments
         total.planned += part.planned
+        total.multi_segment += part.multi_segment
+        total.warnings = total.warnings or part.warnings
         total.batches += part.batches
         for key, n in part.skipped.items():
             total.skipped[key] = total.skipped.get(key, 0) + n

@@ -11,7 +11,8 @@
   "Why a resend is safe"; docs/design.md decision 11). Until then it waits.
 * Rows **Queued** and untouched for SMS_RECONCILE_QUEUED_AFTER_SECONDS (the broker lost
   the batch message) have their batches handed back to be enqueued again; enqueueing a
-  batch twice is harmless because each row is claimed atomically.
+  batch twice is harmless because each row is claimed atomically. Not while the window
+  is closed or sending is paused (``sms pause``): the batches wait for that themselves.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from app.callbacks.repository import first_status_receipts
+from app.campaign.switch import is_paused
 from app.config import Settings, get_settings
 from app.db.session import SessionScope
 from app.models.enums import SubmissionStatus
@@ -124,7 +126,7 @@ def reconcile_outbox(
     window = window or SendWindow.from_settings(settings)
     with scope() as session:
         record(session, results)
-        if window.is_open(now):
+        if window.is_open(now) and not is_paused(session):
             queued_cutoff = now - timedelta(seconds=settings.sms_reconcile_queued_after_seconds)
             stale = stale_queued_batches(session, queued_cutoff)
             result.stale_queued_batches = len(stale)

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.db.leases import LEASE_SECONDS
-from app.models import Customer, JobRun, MonthlyQualification, Notification
+from app.models import Customer, CustomerOptOut, JobRun, MonthlyQualification, Notification
 from app.models.enums import RunStatus, SubmissionStatus
 from app.months import Month
 
@@ -38,6 +38,7 @@ class Candidate(NamedTuple):
     anonymised_at: datetime | None
     phone_is_valid_mobile: bool | None
     verdict_fresh: bool | None  # the stored phone verdict is newer than the customer row
+    opted_out: bool  # the customer's latest SMS choice is to be left alone (app.campaign)
 
 
 def has_qualifications(session: Session, month: Month) -> bool:
@@ -52,6 +53,13 @@ def has_qualifications(session: Session, month: Month) -> bool:
 
 def unplanned(session: Session, month: Month, limit: int | None) -> list[Candidate]:
     """The month's qualified customers not yet in the outbox, in qualification id order."""
+    latest_choice = (
+        select(CustomerOptOut.opted_out)
+        .where(CustomerOptOut.customer_id == Customer.id)
+        .order_by(CustomerOptOut.recorded_at.desc(), CustomerOptOut.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     rows = session.execute(
         select(
             MonthlyQualification.id,
@@ -63,6 +71,7 @@ def unplanned(session: Session, month: Month, limit: int | None) -> list[Candida
             Customer.anonymised_at,
             Customer.phone_is_valid_mobile,
             (Customer.last_verified >= Customer.updated_at).label("verdict_fresh"),
+            func.coalesce(latest_choice, False).label("opted_out"),
         )
         .join(Customer, Customer.id == MonthlyQualification.customer_id)
         .outerjoin(Notification, Notification.qualification_id == MonthlyQualification.id)

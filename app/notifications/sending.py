@@ -18,6 +18,11 @@ the reconciler does (a lookup, or after the validity period and a list-lag margi
 to the queue). A transient refusal (429, 21611, connection refused) stops the batch and asks
 the caller to come back after a backoff; rows claimed but not attempted are released.
 
+Before each claim and each carrier call the sender asks the campaign controls
+(``app.campaign.controls``): while the kill switch is on, the batch asks to come back
+later and unattempted rows go back to 'Queued'; 21610 refusals record the customer's
+opt-out and every chunk's answers feed the circuit breaker.
+
 Every send runs in transactions of the ``SessionScope`` it is handed (the claim, the
 renewal of an old claim, the record of a chunk's outcomes each commit on their own), so
 the caller at the top passes ``app.db.session.session_scope`` rather than a session.
@@ -42,6 +47,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.callbacks.urls import status_callback_url
+from app.campaign.controls import SendControls
 from app.config import Settings, get_settings
 from app.db.session import SessionScope
 from app.models.enums import SubmissionStatus
@@ -94,6 +100,7 @@ class BatchOutcome:
     segments: int = 0
     defer_seconds: float | None = None  # come back after this long (None: batch done)
     window_closed: bool = False
+    paused: bool = False  # the kill switch is on (app.campaign): rows stay Queued
 
     def add(self, other: BatchOutcome) -> None:
         for name in ("submitted", "failed", "requeued", "unresolved", "conflicts", "segments"):
@@ -168,9 +175,13 @@ class Sender:
         window: SendWindow | None = None,
         settings: Settings | None = None,
         clock: Callable[[], datetime] = utcnow,
+        controls: SendControls | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.carrier = carrier
+        # The kill switch, the circuit breaker and 21610 opt-outs (app.campaign); workers
+        # pass one per process, shared by its sender threads.
+        self.controls = controls or SendControls(self.settings)
         self.limiter = limiter
         self.window = window or SendWindow.from_settings(self.settings)
         self.clock = clock
@@ -193,8 +204,12 @@ class Sender:
             if time.monotonic() >= deadline:
                 outcome.defer_seconds = 0.0
                 return outcome
+            if (pause := self.controls.paused_for(scope)) is not None:
+                outcome.paused, outcome.defer_seconds = True, pause
+                return outcome
             checkpoint("before_claim")
             with scope() as session:
+                self.controls.before_claim(session, batch_id)
                 claimed = claim_chunk(session, batch_id, self.settings.sms_claim_chunk)
             if not claimed:
                 return outcome
@@ -205,11 +220,14 @@ class Sender:
             results, chunk = self._send_chunk(scope, claimed, deadline)
             with scope() as session:
                 chunk.conflicts += record(session, results)
+                self.controls.after_chunk(
+                    session, [(r.claimed.id, r.status, r.error_code, r.reason) for r in results]
+                )
                 checkpoint("before_commit")
             outcome.add(chunk)
             if chunk.defer_seconds is not None:
                 outcome.defer_seconds = chunk.defer_seconds
-                outcome.window_closed = chunk.window_closed
+                outcome.window_closed, outcome.paused = chunk.window_closed, chunk.paused
                 return outcome
 
     def _send_chunk(
@@ -221,6 +239,8 @@ class Sender:
             if not self.window.is_open(self.clock()):
                 outcome.window_closed = True
                 outcome.defer_seconds = self.window.seconds_until_open(self.clock())
+            elif (pause := self.controls.paused_for(scope)) is not None:
+                outcome.paused, outcome.defer_seconds = True, pause
             elif not self._wait_for_limiter(msg.segments, deadline):
                 outcome.defer_seconds = 0.0
             if outcome.defer_seconds is not None:

@@ -168,3 +168,36 @@ CALLBACK_SECONDS = Histogram(
     ["endpoint"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+# --- campaign controls (issue 20: app/campaign) -------------------------------------------
+SMS_PAUSED = Gauge(
+    "pn_sms_paused",
+    "1 while SMS sending is paused (the kill switch as senders and the reconciler last "
+    "read it from the database), else 0.",
+    multiprocess_mode="mostrecent",
+)
+SMS_BREAKER_TRIPS = Counter(
+    "pn_sms_breaker_trips_total",
+    "Automatic pauses of SMS sending by the circuit breaker (carrier refusals or errors "
+    "over SMS_BREAKER_* thresholds).",
+)
+SMS_OPT_OUTS = Counter(
+    "pn_sms_opt_outs_total",
+    "Customers' SMS choices recorded, by change (opt_out, opt_in) and source "
+    "(carrier_21610, inbound_keyword).",
+    ["change", "source"],
+)
+# Created at 0 in every process, so increase() sees a process's first opt-out (an alert
+# on a series that starts at 1 would miss it).
+for _change, _source in (
+    ("opt_out", "carrier_21610"),
+    ("opt_out", "inbound_keyword"),
+    ("opt_in", "inbound_keyword"),
+):
+    SMS_OPT_OUTS.labels(_change, _source)
+SMS_COST = Counter(
+    "pn_sms_cost_total",
+    "What the carrier charged for messages (absolute price, counted when a message is "
+    "first priced), by price unit.",
+    ["price_unit"],
+)

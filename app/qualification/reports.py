@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.campaign.report import month_figures as campaign_figures
 from app.months import Month
 from app.qualification.engine import month_totals
 from app.qualification.months import REASON_ORDER
@@ -20,7 +21,8 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def month_report(session: Session, month: Month) -> dict[str, Any]:
-    """Qualified count and rate, SMS sent, delivered, delivery rate, counts by reason.
+    """Qualified count and rate, SMS sent, delivered, delivery rate, counts by reason; the
+    campaign's opt-outs, segments and cost (``app.campaign.report.month_figures``).
 
     The qualification rate's denominator is the evaluated customers (those with at least
     one check in the month: one qualification row each), as the seed's denominator.
@@ -45,4 +47,5 @@ def month_report(session: Session, month: Month) -> dict[str, Any]:
             "delivery_rate": _rate(int(sms.delivered), int(sms.sms_sent)),
         }
     )
+    report.update(campaign_figures(session, month))  # opt-outs, segments and cost
     return report

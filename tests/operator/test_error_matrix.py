@@ -123,6 +123,8 @@ COMMANDS: dict[str, Command] = {
         unwritable=("balances", "import", EXTRACT, "--date", DAY, "--rejects", UNWRITABLE),
     ),
     "sms preview": Command(("sms", "preview", "--template", "en", "--account", "A1")),
+    "sms pause": Command(("sms", "pause", "--reason", "matrix")),
+    "sms resume": Command(("sms", "resume")),
     "dlq list": Command(("dlq", "list"), db="reads the broker only", redis=None),
     "dlq replay": Command(
         ("dlq", "replay", "--all"), db="nothing replayed, nothing to record", redis=None

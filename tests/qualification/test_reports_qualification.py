@@ -100,6 +100,14 @@ def test_report_month_is_the_seed_performance_report_plus_reasons(session: Sessi
         "sms_failed": 0,
         "delivered": 1,
         "delivery_rate": 50.0,
+        # issue 20: opt-outs, segments and cost (the carrier reported neither yet)
+        "skipped_opted_out": 0,
+        "opted_out_by_carrier": 0,
+        "segments": 2,
+        "segments_estimated": 2,
+        "messages_priced": 0,
+        "cost": None,
+        "cost_unit": None,
     }
     table = runner.invoke(cli, ["report", "month", "--month", OCT])
     assert "qualification_rate" in table.output and "50.0" in table.output

@@ -3,7 +3,8 @@
 * ``notifications.prepare_month(month)``: enqueued by the qualification stage's monthly
   kick; fills the outbox and fans out one ``send_batch`` per batch with Queued rows.
 * ``notifications.send_batch(batch_id)``: sends one batch. When it must wait (send
-  window closed, carrier backoff, time budget used up) it enqueues a *fresh* message
+  window closed, sending paused by ``sms pause`` or the circuit breaker, carrier
+  backoff, time budget used up) it enqueues a *fresh* message
   with a delay instead of raising: waiting never burns retries or reaches Sentry.
 * ``notifications.reconcile()``: resolves rows stuck in Sending, re-enqueues lost
   batches; ``notifications.reconcile_kick`` is its periodic (thin) kick.
@@ -17,6 +18,8 @@ import uuid
 
 from periodiq import cron
 
+from app.campaign.controls import SendControls
+from app.config import get_settings
 from app.db.session import session_scope
 from app.models.enums import Severity
 from app.months import Month
@@ -34,6 +37,17 @@ from worker.resources import Queue
 
 log = logging.getLogger(__name__)
 _local = threading.local()
+_controls_lock = threading.Lock()
+_controls: list[SendControls] = []
+
+
+def _send_controls() -> SendControls:
+    # One per process (per settings object): the kill switch's cache and the breaker's
+    # window are shared by the process's sender threads.
+    with _controls_lock:
+        if not _controls or _controls[0].settings is not get_settings():
+            _controls[:] = [SendControls()]
+        return _controls[0]
 
 
 def _sender() -> Sender:
@@ -41,7 +55,9 @@ def _sender() -> Sender:
     # limiter is the process's (the limit itself lives in Redis).
     sender: Sender | None = getattr(_local, "sender", None)
     if sender is None:
-        sender = Sender(CarrierClient.from_settings(), limits.sms_segments())
+        sender = Sender(
+            CarrierClient.from_settings(), limits.sms_segments(), controls=_send_controls()
+        )
         _local.sender = sender
     return sender
 
@@ -73,6 +89,8 @@ def prepare_month(month: str) -> None:
         # Also batches of an earlier prepare that are still waiting (idempotent re-run).
         batches = set(queued_batches(session, target)) - set(result.batches)
     log.info("prepared %s: %s", month, result.as_dict())
+    for warning in result.warnings:  # also a system event (sms_multi_segment_messages)
+        log.warning("prepare %s: %s", month, warning)
     _enqueue_batches(batches)
 
 
