@@ -1,4 +1,4 @@
-"""Print the README's configuration table from app/config.py (the single source).
+"""Print the README's configuration table from app/config/ (the single source).
 
     python scripts/settings_table.py > /tmp/table.md
 """

@@ -1,0 +1,111 @@
+"""Retention, cold storage, roles, stuck-row thresholds, backups and the erasure journal.
+
+One group of :class:`app.config.Settings`; the fields keep their environment names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+
+from app.config.base import PROJECT_ROOT
+
+
+class MaintenanceSettings(BaseModel):
+    # --- Operations (app/maintenance) --------------------------------------------------
+    retention_kick_time: str = Field(
+        default="04:30",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Local (BANK_TIMEZONE) HH:MM of the daily retention kick. Israel's "
+        "clocks change at 02:00 (02:00-02:59 is skipped in spring, 01:00-01:59 repeated in "
+        "autumn), so 03:00 or later exists exactly once every day.",
+    )
+    retention_hot_days: int = Field(
+        default=365, ge=1, description="Checks, qualifications, notifications, deliveries."
+    )
+    retention_audit_hot_days: int = Field(default=730, ge=1, description="audit_log.")
+    retention_system_events_days: int = Field(
+        default=365, ge=1, description="system_events older than this are deleted."
+    )
+    retention_batch_size: int = Field(
+        default=5000, ge=1, description="Rows moved per transaction (insert + delete)."
+    )
+    cold_storage_dir: Path = Field(
+        default=PROJECT_ROOT / ".data" / "cold-storage",
+        description="Folder (a mounted bucket or NFS share) of the archive CSV.gz exports.",
+    )
+    ops_stuck_queued_minutes: int = Field(
+        default=60, ge=1, description="status: Queued notifications older than this are stuck."
+    )
+    ops_stuck_sending_minutes: int = Field(
+        default=15, ge=1, description="status: Sending rows claimed longer ago are stuck."
+    )
+    db_role_prefix: str = Field(
+        default="pn",
+        pattern=r"^[a-z][a-z0-9_]{0,40}$",
+        description="Prefix of the database roles `db roles` manages (<prefix>_worker, ...).",
+    )
+    backup_dir: Path = Field(
+        default=PROJECT_ROOT / ".data" / "backups",
+        description="Folder of the logical exports (db export; encrypted pg_dump).",
+    )
+    backup_metrics_file: Path | None = Field(
+        default=None,
+        description="Prometheus textfile-collector file of the backup service "
+        "(default: <BACKUP_DIR>/pn_backup.prom); exports write <name>_export.prom beside it.",
+    )
+    backup_stanza: str = Field(
+        default="premium",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="pgBackRest stanza of the cluster (docker/pgbackrest/pgbackrest.conf).",
+    )
+    backup_pgbackrest_config: Path | None = Field(
+        default=None,
+        description="pgBackRest configuration file (default: pgBackRest's own, "
+        "/etc/pgbackrest/pgbackrest.conf).",
+    )
+    backup_cipher_pass: SecretStr | None = Field(
+        default=None,
+        description="Passphrase of the encrypted pgBackRest repositories, passed to pgBackRest "
+        "as PGBACKREST_REPOn_CIPHER_PASS (secret; *_FILE accepted).",
+    )
+    backup_time: str = Field(
+        default="03:30",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Local (BANK_TIMEZONE) HH:MM of the daily physical backup; a backup "
+        "missed while the service was down is taken as soon as it is back.",
+    )
+    backup_full_weekday: str = Field(
+        default="sun",
+        pattern=r"^(mon|tue|wed|thu|fri|sat|sun)$",
+        description="Day of the weekly full backup; the other days take a differential "
+        "(a missed full is taken by the next backup).",
+    )
+    backup_monthly_repo: int = Field(
+        default=0,
+        ge=0,
+        le=4,
+        description="pgBackRest repository (e.g. 2, offsite) that gets a full backup in the "
+        "first backup of each month and keeps it a year; 0 = none.",
+    )
+    backup_export_weekday: str | None = Field(
+        default="sun",
+        pattern=r"^(mon|tue|wed|thu|fri|sat|sun)$",
+        description="Day the backup service also writes the secondary, encrypted logical "
+        "export (pg_dump); unset = never.",
+    )
+    backup_age_recipients_file: Path = Field(
+        default=PROJECT_ROOT / ".data" / "backup-keys" / "recipients.txt",
+        description="age recipients (public keys) that logical exports and the erasure "
+        "journal are encrypted to. Outside production a key pair is made here when missing.",
+    )
+    backup_age_identity_file: Path = Field(
+        default=PROJECT_ROOT / ".data" / "backup-keys" / "identity.txt",
+        description="age identity (private key) that decrypts exports and the erasure "
+        "journal; needed on restore only.",
+    )
+    erasure_journal_dir: Path = Field(
+        default=PROJECT_ROOT / ".data" / "erasure-journal",
+        description="Folder of the GDPR erasure journal, kept outside the database and its "
+        "backups; restores re-apply the erasures it holds.",
+    )
