@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[mp.ENV_ROLE] = mp.Role.WORKER.value
     os.environ.setdefault(mp.ENV_DIR, str(mp.BASE_DIR / f"worker-{os.getpid()}"))
     mp.reset()  # this process imported the worker package as role "other"
+    mp.configure_process()  # role worker, the directory above (created): children inherit it
     import dramatiq.cli as cli
 
     def parent(args: Any, *, stream: Any = sys.stderr) -> logging.Logger:
