@@ -77,7 +77,7 @@ def resolve(tokens: tuple[str, ...]) -> str | None:
     command: Any = typer.main.get_command(cli)
     ctx = command.context_class(command, info_name="premium-notify")
     path = ["premium-notify"]
-    for position, token in enumerate(tokens):
+    for token in tokens:
         if token.startswith("-"):
             name = token.split("=", 1)[0]
             options = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
