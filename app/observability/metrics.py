@@ -94,12 +94,8 @@ def count_delivery_status(status: str, final: bool) -> None:
     DELIVERY_STATUSES.labels(status, "true" if final else "false").inc()
 
 
-NOTIFICATIONS_PENDING = Gauge(
-    "pn_notifications_pending",
-    "Notifications not in a final state, by state and age bucket.",
-    ["state", "age"],
-    multiprocess_mode="mostrecent",
-)
+# pn_notifications_pending [state, age] is read from the database at scrape time by the
+# scheduler (app/observability/job_runs.py), like job freshness.
 DELIVERY_CARRIER_CALLS = Counter(
     "pn_delivery_carrier_calls_total",
     "Carrier calls made by delivery polling, by operation (list page, fetch).",

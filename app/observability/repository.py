@@ -43,6 +43,33 @@ def job_freshness(
     return session.execute(_FRESHNESS, {"days": window_days}).mappings().all()
 
 
+# Outbox rows not settled yet, by state and age bucket (Queued: since created; Sending:
+# since claimed). Only non-final rows are counted.
+_PENDING = text(
+    """
+    SELECT submission_status AS state,
+           CASE WHEN age < interval '5 minutes' THEN 'under_5m'
+                WHEN age < interval '1 hour' THEN '5m_to_1h'
+                ELSE 'over_1h' END AS age,
+           count(*) AS rows
+    FROM (
+        SELECT submission_status,
+               LOCALTIMESTAMP - CASE WHEN submission_status = 'Sending'
+                                     THEN coalesce(claimed_at, updated_at, created_at)
+                                     ELSE created_at END AS age
+        FROM notifications
+        WHERE submission_status IN ('Queued', 'Sending')
+    ) pending
+    GROUP BY 1, 2
+    """
+)
+
+
+def pending_notifications(session: Session) -> Sequence[RowMapping]:
+    """(state, age bucket, rows) of the outbox rows in Queued or Sending."""
+    return session.execute(_PENDING).mappings().all()
+
+
 def schema_revision(session: Session) -> Any:
     """The database's Alembic revision (None: not migrated)."""
     return session.execute(text("SELECT max(version_num) FROM alembic_version")).scalar()

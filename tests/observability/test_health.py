@@ -27,7 +27,14 @@ from sqlalchemy.orm import Session
 from app.models.job_run import JobRun
 from app.observability.exporter import make_server, start_in_thread
 from app.observability.health import readiness, schema_head
-from tests.support.observability import free_port, scrape, stop, subprocess_env, value
+from tests.support.observability import (
+    free_port,
+    samples,
+    scrape,
+    stop,
+    subprocess_env,
+    value,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,6 +138,8 @@ def test_scheduler_serves_readiness_and_job_freshness_from_job_runs(
     failure = value(text, "pn_job_last_failure_timestamp_seconds", pn_job="retention")
     assert failure == epoch - 240
     assert value(text, "pn_job_running", pn_job="qualification") == 1
+    pending = [n for (n, _) in samples(text) if n == "pn_notifications_pending"]
+    assert len(pending) == 6  # every (state, age) pair, 0 here
     # No sample carries a "job" label of its own (Prometheus' scrape job owns that name).
     assert not re.search(r'[{,]job="', text)
     assert missing[0] == 404

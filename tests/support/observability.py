@@ -122,7 +122,7 @@ def defined_metric_names() -> set[str]:
     _total/_bucket/... suffixes), the scheduler's job_runs gauges and the backup job's
     textfile gauges (app/maintenance/backup_metrics.py)."""
     import app.observability.metrics as metrics
-    from app.observability.job_runs import FAMILIES
+    from app.observability.job_runs import FAMILIES, PENDING
 
     defined: set[str] = set()
     for obj in vars(metrics).values():
@@ -135,7 +135,7 @@ def defined_metric_names() -> set[str]:
             defined.add(f"{name}_total")
         if kind == "histogram":
             defined |= {f"{name}_bucket", f"{name}_count", f"{name}_sum"}
-    defined |= {name for name, _, _ in FAMILIES}
+    defined |= {name for name, _, _ in FAMILIES} | {PENDING}
     backup = (ROOT / "app" / "maintenance" / "backup_metrics.py").read_text()
     defined |= set(re.findall(r'"(pn_backup_[a-z0-9_]+)"', backup))
     return defined
