@@ -18,6 +18,7 @@ import os
 import sys
 from typing import Any
 
+from app.config_checks import require_valid_settings
 from app.observability import multiprocess as mp
 from app.observability.logging import configure_logging
 
@@ -30,6 +31,8 @@ def _json_logging(stream: Any, level: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A bad setting: one line and exit 2 here, as dramatiq's workers would (worker/broker.py).
+    require_valid_settings()
     os.environ[mp.ENV_ROLE] = mp.Role.WORKER.value
     os.environ.setdefault(mp.ENV_DIR, str(mp.BASE_DIR / f"worker-{os.getpid()}"))
     mp.reset()  # this process imported the worker package as role "other"

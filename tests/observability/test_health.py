@@ -175,3 +175,15 @@ def test_readyz_is_503_when_the_database_or_redis_is_unreachable(database_url: s
     assert redis_down[0] == 503 and json.loads(redis_down[1])["redis"] == "ConnectionError"
     assert json.loads(redis_down[1])["database"] == "ok"
     assert alive1[0] == alive2[0] == 200
+
+
+def test_premium_notify_worker_refuses_a_bad_setting_with_one_line(tmp_path: Path) -> None:
+    env = subprocess_env(SMS_SEND_WINDOW="whenever", DRAMATIQ_BROKER="stub",
+                         PROMETHEUS_MULTIPROC_DIR=str(tmp_path))  # fmt: skip
+    done = subprocess.run(
+        ["premium-notify-worker", "worker.tasks", "--processes", "1", "--threads", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith("error: invalid setting SMS_SEND_WINDOW: ")
