@@ -27,12 +27,25 @@ command -v docker-compose >/dev/null 2>&1 || need_debs+=(docker-compose)
 command -v promtool >/dev/null 2>&1 || need_debs+=(prometheus)
 command -v pgbackrest >/dev/null 2>&1 || need_debs+=(pgbackrest)
 command -v age >/dev/null 2>&1 || need_debs+=(age)
+# The live monitoring check (scripts/monitoring-check, tests/observability): Prometheus
+# (above), Alertmanager and the exporters compose runs, from Debian.
+command -v prometheus-alertmanager >/dev/null 2>&1 || need_debs+=(prometheus-alertmanager)
+command -v prometheus-postgres-exporter >/dev/null 2>&1 || need_debs+=(prometheus-postgres-exporter)
+command -v prometheus-redis-exporter >/dev/null 2>&1 || need_debs+=(prometheus-redis-exporter)
+command -v prometheus-node-exporter >/dev/null 2>&1 || need_debs+=(prometheus-node-exporter)
 if [ ${#need_debs[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "bootstrap: installing ${need_debs[*]} (Debian)" >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_debs[@]}"; } \
     >/dev/null 2>&1 || echo "bootstrap: could not install ${need_debs[*]}" >&2
-  # The prometheus package starts a server; this project needs only its promtool.
-  if command -v service >/dev/null 2>&1; then service prometheus stop >/dev/null 2>&1 || true; fi
-  pkill -x prometheus >/dev/null 2>&1 || true
+  # The packages start their services; the project starts its own (on loopback, free
+  # ports) only when it needs them.
+  for svc in prometheus prometheus-alertmanager prometheus-postgres-exporter \
+             prometheus-redis-exporter prometheus-node-exporter; do
+    if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
+  done
+  for program in prometheus prometheus-alertmanager prometheus-postgres-exporter \
+                 prometheus-redis-exporter prometheus-node-exporter; do
+    pkill -x "${program:0:15}" >/dev/null 2>&1 || true
+  done
 fi
 cd "$ROOT"

@@ -8,7 +8,9 @@
   bound to every line logged while a message is processed.
 * ``serve_worker_metrics``: the exporter fork of a ``dramatiq`` command (port
   ``METRICS_PORT``, 9191). ``start_scheduler_exporter``: the same, in a thread of the
-  ``periodiq`` process (``SCHEDULER_METRICS_PORT``, 9192), which has no forks.
+  ``periodiq`` process (``SCHEDULER_METRICS_PORT``, 9192), which has no forks; it also
+  serves job freshness read from ``job_runs`` (app/observability/job_runs.py).
+  Both answer ``/healthz`` and ``/readyz`` (worker/health.py) beside ``/metrics``.
 
 The multiprocess directory was chosen in ``worker/__init__.py`` before anything imported
 prometheus_client (see app/observability/multiprocess.py).
@@ -25,6 +27,7 @@ from dramatiq.middleware import Middleware
 from dramatiq.middleware import prometheus as dramatiq_prometheus
 
 from app.config import get_settings
+from app.db.session import session_scope
 from app.observability import metrics
 from app.observability import multiprocess as mp
 from app.observability.exporter import (
@@ -33,8 +36,10 @@ from app.observability.exporter import (
     make_server,
     start_in_thread,
 )
+from app.observability.job_runs import JobRunsCollector
 from app.observability.logging import bind, configure_logging
 from app.observability.sentry import release
+from worker.health import worker_readiness
 from worker.queue_stats import refresher
 from worker.resources import Queue, broker_kind, redis_client
 
@@ -175,9 +180,8 @@ def serve_worker_metrics() -> int:
         logger.error("no multiprocess directory: the exporter has nothing to serve")
         return 1
     settings = get_settings()
-    server = make_server(
-        settings.metrics_host, settings.metrics_port, build_registry(directory, _refreshers())
-    )
+    registry = build_registry(directory, _refreshers())
+    server = make_server(settings.metrics_host, settings.metrics_port, registry, worker_readiness())
     logger.info("serving worker metrics on port %s", settings.metrics_port)
     server.serve_forever()
     return 0
@@ -194,9 +198,9 @@ def start_scheduler_exporter() -> bool:
         return False
     configure_logging()
     settings = get_settings()
-    registry = build_registry(directory, _refreshers())
+    registry = build_registry(directory, _refreshers(), [JobRunsCollector(session_scope)])
     _scheduler_server = make_server(
-        settings.metrics_host, settings.scheduler_metrics_port, registry
+        settings.metrics_host, settings.scheduler_metrics_port, registry, worker_readiness()
     )
     start_in_thread(_scheduler_server)
     metrics.BUILD_INFO.labels(version=release(), role=role.value).set(1)

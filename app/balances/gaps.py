@@ -30,7 +30,7 @@ from app.db import leases
 from app.db.session import SessionScope
 from app.models.enums import Severity
 from app.observability.events import record_event
-from app.observability.metrics import JOB_DURATION_SECONDS, JOB_LAST_SUCCESS, JOB_RUNS
+from app.observability.metrics import JOB_DURATION_SECONDS, JOB_RUNS
 
 JOB = "gap_repair"
 
@@ -191,7 +191,6 @@ def _finish(
             correlation_id=correlation_id,
         )
     JOB_DURATION_SECONDS.labels(JOB).observe(duration)
-    JOB_LAST_SUCCESS.labels(JOB).set(time.time())
     JOB_RUNS.labels(JOB, "finished").inc()
 
 

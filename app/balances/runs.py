@@ -11,7 +11,6 @@ transaction.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from app.balances import repository
 from app.db import leases
 from app.models.enums import RunStatus, Severity
 from app.observability.events import record_event
-from app.observability.metrics import JOB_DURATION_SECONDS, JOB_LAST_SUCCESS, JOB_RUNS
+from app.observability.metrics import JOB_DURATION_SECONDS, JOB_RUNS
 
 JOB = "balance_checks"
 SUM_KEYS = ("customers", "checked", "inserted", "passed", "flagged", "missing", "rejected")
@@ -103,7 +102,6 @@ def _finalize(session: Session, run_id: uuid.UUID) -> bool:
     run = repository.merge_run_stats(session, run_id, totals)
     duration = (finished_at - started_at).total_seconds()
     JOB_DURATION_SECONDS.labels(JOB).observe(duration)
-    JOB_LAST_SUCCESS.labels(JOB).set(time.time())
     JOB_RUNS.labels(JOB, "finished").inc()
     record_event(
         session,

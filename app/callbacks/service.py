@@ -35,7 +35,7 @@ from app.db.session import SessionScope, session_scope
 from app.delivery.mapping import STATUS_MAP, map_report
 from app.models.enums import DeliveryState, Severity, SubmissionStatus
 from app.observability.events import record_event
-from app.observability.metrics import CALLBACK_RECEIPTS, DELIVERY_STATUSES
+from app.observability.metrics import CALLBACK_RECEIPTS, count_delivery_status
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def apply_status(
         session, target.id, mapped, now=now, delivered_at=now if delivered else None,
         attempts=latest.attempts if latest is not None else 0,
     )  # fmt: skip
-    DELIVERY_STATUSES.labels(str(mapped.status)).inc()
+    count_delivery_status(str(mapped.status), mapped.final)
     return Outcome.SETTLED if settled else Outcome.APPLIED
 
 

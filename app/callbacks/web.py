@@ -10,7 +10,8 @@ thread; the answer (204, or empty TwiML for inbound messages) follows the commit
 answer is counted (``pn_callback_requests_total``); nothing personal is logged.
 
 ``/healthz``: the process answers. ``/readyz``: the database answers and its schema is
-at the head revision this code was built for.
+at the head revision this code was built for (app/observability/health.py, shared with the
+workers' and the scheduler's metrics servers).
 """
 
 from __future__ import annotations
@@ -19,11 +20,9 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from alembic.script import ScriptDirectory
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -33,14 +32,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
-from app.callbacks import repository as repo
 from app.callbacks.inbound import INBOUND_HANDLERS, InboundHandler, handle_inbound
 from app.callbacks.limits import TokenBucket
 from app.callbacks.receipts import BadForm, read_inbound, read_status
 from app.callbacks.service import handle_status
 from app.callbacks.urls import INBOUND_PATH, STATUS_PATH, STATUS_PREFIX, signed_url
-from app.config import PROJECT_ROOT, ConfigError, Settings, get_settings
+from app.config import ConfigError, Settings, get_settings
 from app.db.session import SessionScope, session_scope
+from app.observability.health import readiness
+from app.observability.health import schema_head as schema_head  # re-exported (tests)
 from app.observability.metrics import CALLBACK_REQUESTS, CALLBACK_SECONDS
 
 log = logging.getLogger(__name__)
@@ -55,14 +55,6 @@ class Refused(Exception):
     def __init__(self, status: int, answer: str, headers: dict[str, str] | None = None):
         super().__init__(answer)
         self.status, self.answer, self.headers = status, answer, headers or {}
-
-
-def schema_head() -> str | None:
-    """The newest Alembic revision shipped with this code (None: scripts not found)."""
-    for folder in (PROJECT_ROOT / "alembic", Path.cwd() / "alembic"):
-        if (folder / "versions").is_dir():
-            return ScriptDirectory(str(folder)).get_current_head()
-    return None
 
 
 class Gate:
@@ -117,7 +109,7 @@ def create_app(
     if settings.twilio_auth_token is None:
         raise ConfigError("TWILIO_AUTH_TOKEN must be set (it keys the callback signatures)")
     gate = Gate(settings, settings.twilio_auth_token.get_secret_value(), public)
-    head = schema_head()
+    ready_check = readiness(scope)  # app.observability.health: the one readiness check
 
     async def guarded(
         request: Request, endpoint: str, work: Callable[[dict[str, str]], Any], ok: Response
@@ -163,16 +155,7 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        def revision() -> str | None:
-            with scope() as session:
-                return repo.schema_revision(session)
-
-        try:
-            current = await run_in_threadpool(revision)
-        except SQLAlchemyError as exc:
-            return JSONResponse({"ready": False, "database": type(exc).__name__}, 503)
-        ready = head is not None and current == head
-        body = {"ready": ready, "database": "ok", "schema": current, "expected": head}
+        ready, body = await run_in_threadpool(ready_check)
         return JSONResponse(body, 200 if ready else 503)
 
     return Starlette(

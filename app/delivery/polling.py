@@ -45,7 +45,11 @@ from app.delivery.repository.tracking import DueDay, Tracked
 from app.models.enums import DeliveryState, Severity
 from app.notifications.carrier import CarrierClient, CarrierError, CarrierMessage
 from app.observability.events import record_event
-from app.observability.metrics import DELIVERY_CARRIER_CALLS, DELIVERY_STATUSES, RATE_LIMIT_WAITS
+from app.observability.metrics import (
+    DELIVERY_CARRIER_CALLS,
+    RATE_LIMIT_WAITS,
+    count_delivery_status,
+)
 from app.ratelimit import RateLimiter, wait_for
 
 log = logging.getLogger(__name__)
@@ -352,7 +356,7 @@ class DeliveryPoller:
         for _, m in result.inserted:
             stats.finals += int(m.final)
             stats.by_status[str(m.status)] = stats.by_status.get(str(m.status), 0) + 1
-            DELIVERY_STATUSES.labels(str(m.status)).inc()
+            count_delivery_status(str(m.status), m.final)
 
     def _deadline(
         self,

@@ -177,7 +177,7 @@ def run(
         except BaseException as exc:
             with transaction() as session:
                 repository.fail_run(session, run_id, str(exc)[:2000], _utcnow())
-            metrics.JOB_RUNS.labels(job=JOB, outcome="failed").inc()
+            metrics.JOB_RUNS.labels(pn_job=JOB, outcome="failed").inc()
             raise
         finally:
             heartbeat.stop()
@@ -257,6 +257,5 @@ def _finish(
             data={k: v for k, v in stats.items() if k != "export_folder"},
             correlation_id=correlation,
         )
-    metrics.JOB_RUNS.labels(job=JOB, outcome="finished").inc()
-    metrics.JOB_DURATION_SECONDS.labels(job=JOB).observe(result.seconds)
-    metrics.JOB_LAST_SUCCESS.labels(job=JOB).set_to_current_time()
+    metrics.JOB_RUNS.labels(pn_job=JOB, outcome="finished").inc()
+    metrics.JOB_DURATION_SECONDS.labels(pn_job=JOB).observe(result.seconds)

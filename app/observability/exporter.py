@@ -1,4 +1,7 @@
-"""The /metrics HTTP exporter of a worker group or of the scheduler.
+"""The /metrics HTTP exporter of a worker group or of the scheduler, with its health.
+
+Paths: ``/metrics`` (Prometheus), ``/healthz`` (the process answers: 200),
+``/readyz`` (``app.observability.health``: 200 ready, 503 not); anything else 404.
 
 It serves the multiprocess registry (every process's values summed by the rules of each
 metric's ``multiprocess_mode``). Before each collection it runs *refreshers*: sampled
@@ -9,11 +12,14 @@ and counted (``pn_metrics_refresh_errors_total``) but never breaks the scrape.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.exposition import MetricsHandler
@@ -21,6 +27,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from app.observability import metrics
+from app.observability.health import Readiness
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +59,51 @@ class RefreshingMultiProcessCollector(Collector):
         return iter(())
 
 
-def build_registry(path: Path, refreshers: Sequence[Refresher] = ()) -> CollectorRegistry:
+def build_registry(
+    path: Path, refreshers: Sequence[Refresher] = (), collectors: Sequence[Collector] = ()
+) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RefreshingMultiProcessCollector(path, refreshers))
+    for collector in collectors:
+        registry.register(collector)
     return registry
 
 
-def make_server(host: str, port: int, registry: CollectorRegistry) -> ThreadingHTTPServer:
-    """An HTTP server answering /metrics (any path) from ``registry``."""
-    handler = MetricsHandler.factory(registry)
-    server = ThreadingHTTPServer((host, port), handler)
+def _alive() -> tuple[bool, dict[str, Any]]:
+    return True, {"status": "ok"}
+
+
+def make_server(
+    host: str, port: int, registry: CollectorRegistry, ready: Readiness | None = None
+) -> ThreadingHTTPServer:
+    """An HTTP server answering /metrics from ``registry``, /healthz and /readyz; else 404."""
+    checks: dict[str, Readiness] = {"/healthz": _alive, "/readyz": ready or _alive}
+
+    class Handler(MetricsHandler.factory(registry)):  # type: ignore[misc]
+        def do_GET(self) -> None:
+            path = urlsplit(self.path).path
+            if path == "/metrics":
+                super().do_GET()
+                return
+            check = checks.get(path)
+            if check is None:
+                self._answer(404, {"error": "not found"})
+                return
+            ok, body = check()
+            self._answer(200 if ok else 503, body)
+
+        def _answer(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:  # probes: no access log
+            return
+
+    server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     return server
 

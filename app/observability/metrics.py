@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+# Exported metric families on no Grafana panel, each with the reason (a test checks that
+# every other family, here, in app/observability/job_runs.py and in the backup textfile,
+# is on a dashboard).
+INTERNAL: dict[str, str] = {}
+
 # Multiprocess modes (why): counters/histograms sum over processes; timestamps of
 # successes take the max; *sampled* gauges (queue depth, pending rows, DLQ size) use
 # "mostrecent", because "max" would keep a dead process's old, higher sample forever.
@@ -31,19 +36,22 @@ BALANCE_SOURCE_REQUEST_SECONDS = Histogram(
 )
 
 # --- scheduled jobs --------------------------------------------------------------------
+# The label is ``pn_job``, not ``job``: Prometheus owns ``job`` (the scrape job) and,
+# without honor_labels, would rename ours to ``exported_job`` (docs/observability.md).
+# Freshness (last success, last failure, last run's duration) is NOT kept here: it
+# depends on which process ran the job. The scheduler's exporter reads it from job_runs
+# at scrape time (app/observability/job_runs.py), so CLI runs count too.
 JOB_DURATION_SECONDS = Histogram(
     "pn_job_duration_seconds",
-    "Duration of a job run (balance_checks, qualification, notifications, ...).",
-    ["job"],
+    "Duration of a job run seen by this process group (balance_checks, qualification, ...).",
+    ["pn_job"],
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200),
 )
-JOB_LAST_SUCCESS = Gauge(
-    "pn_job_last_success_timestamp_seconds",
-    "Unix time of the last successful finish of each job.",
-    ["job"],
-    multiprocess_mode="max",
+JOB_RUNS = Counter(
+    "pn_job_runs_total",
+    "Job runs finished by this process group, by outcome.",
+    ["pn_job", "outcome"],
 )
-JOB_RUNS = Counter("pn_job_runs_total", "Job runs by outcome.", ["job", "outcome"])
 
 # --- qualification -------------------------------------------------------------------
 QUALIFIED = Counter("pn_customers_qualified_total", "Customers qualified.")
@@ -75,14 +83,19 @@ RATE_LIMIT_WAITS = Counter(
 
 # --- delivery --------------------------------------------------------------------------
 DELIVERY_STATUSES = Counter(
-    "pn_delivery_statuses_total", "Delivery status changes recorded, by new status.", ["status"]
+    "pn_delivery_statuses_total",
+    "Delivery status changes recorded, by new status and whether it is final ('true'/'false'):"
+    " Unknown is final only when the deadline gave it, not for a carrier word we do not map.",
+    ["status", "final"],
 )
-NOTIFICATIONS_PENDING = Gauge(
-    "pn_notifications_pending",
-    "Notifications not in a final state, by state and age bucket.",
-    ["state", "age"],
-    multiprocess_mode="mostrecent",
-)
+
+
+def count_delivery_status(status: str, final: bool) -> None:
+    DELIVERY_STATUSES.labels(status, "true" if final else "false").inc()
+
+
+# pn_notifications_pending [state, age] is read from the database at scrape time by the
+# scheduler (app/observability/job_runs.py), like job freshness.
 DELIVERY_CARRIER_CALLS = Counter(
     "pn_delivery_carrier_calls_total",
     "Carrier calls made by delivery polling, by operation (list page, fetch).",

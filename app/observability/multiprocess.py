@@ -93,6 +93,12 @@ def configure_process(role: Role | None = None) -> tuple[Role, Path | None]:
     return _configured
 
 
+def reset() -> None:
+    """Forget the role chosen at import (worker/main.py, before dramatiq starts children)."""
+    global _configured
+    _configured = None
+
+
 def current() -> tuple[Role, Path | None]:
     return _configured if _configured is not None else configure_process()
 

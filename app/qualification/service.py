@@ -267,7 +267,7 @@ def _record_failure(
     # The class and first line only: driver errors can carry row values in later lines.
     first_line = (str(exc).splitlines() or [""])[0][:300]
     error = f"{type(exc).__name__}: {first_line}"
-    metrics.JOB_RUNS.labels(job=runs.JOB, outcome="failed").inc()
+    metrics.JOB_RUNS.labels(pn_job=runs.JOB, outcome="failed").inc()
     try:
         with scope() as session:
             runs.fail_run(session, run_id, error)
@@ -290,6 +290,5 @@ def _observe(result: RunResult) -> None:
         if n:
             metrics.DISQUALIFIED.labels(reason=reason).inc(n)
     metrics.MISSING_DATA_CUSTOMERS.set(result.totals.reasons[DisqualificationReason.MISSING_DATA])
-    metrics.JOB_RUNS.labels(job=runs.JOB, outcome="finished").inc()
-    metrics.JOB_DURATION_SECONDS.labels(job=runs.JOB).observe(result.seconds)
-    metrics.JOB_LAST_SUCCESS.labels(job=runs.JOB).set_to_current_time()
+    metrics.JOB_RUNS.labels(pn_job=runs.JOB, outcome="finished").inc()
+    metrics.JOB_DURATION_SECONDS.labels(pn_job=runs.JOB).observe(result.seconds)

@@ -22,16 +22,20 @@ def _commands() -> dict[str, list[str]]:
     return {name: [str(x) for x in svc.get("command") or []] for name, svc in services.items()}
 
 
+# premium-notify-worker is dramatiq with JSON logs (worker/main.py): same arguments.
+WORKER_PROGRAMS = (["dramatiq"], ["premium-notify-worker"])
+
+
 def _consumed_queues() -> set[str]:
     queues: set[str] = set()
     for command in _commands().values():
-        if command[:1] == ["dramatiq"] and "--queues" in command:
+        if command[:1] in WORKER_PROGRAMS and "--queues" in command:
             start = command.index("--queues") + 1
             for token in command[start:]:
                 if token.startswith("-"):
                     break
                 queues.add(token)
-        elif command[:1] == ["dramatiq"]:
+        elif command[:1] in WORKER_PROGRAMS:
             queues.add("*")  # a worker without --queues consumes every queue
     return queues
 
@@ -58,7 +62,7 @@ def _started_modules() -> set[str]:
     """Python modules that compose or the README starts (dramatiq/periodiq/python -m)."""
     modules: set[str] = set()
     for command in _commands().values():
-        if command[:1] in (["dramatiq"], ["periodiq"]) and len(command) > 1:
+        if command[:1] in (*WORKER_PROGRAMS, ["periodiq"]) and len(command) > 1:
             modules.add(command[1])
     readme = (ROOT / "README.md").read_text()
     pattern = r"^\s*(?:[A-Z_]+=\S+\s+)*(?:dramatiq|periodiq)\s+([A-Za-z_][\w.]*)"

@@ -105,7 +105,7 @@ _MULTIPROCESS_SCRIPT = textwrap.dedent(
 
     def child(n):
         metrics.SMS_SUBMISSIONS.labels("Submitted", "none").inc(n)
-        metrics.JOB_LAST_SUCCESS.labels("balance_checks").set(1000 + n)
+        metrics.SCHEDULER_LAST_KICK.labels("balances.kick").set(1000 + n)
         metrics.CARRIER_REQUEST_SECONDS.labels("create").observe(0.2)
 
     if __name__ == "__main__":
@@ -141,7 +141,7 @@ def test_exporter_serves_the_sum_of_several_processes_without_redis(tmp_path: Pa
     assert value(text, "pn_sms_submissions_total", status="Submitted", error_code="none") == 5, (
         output
     )
-    assert value(text, "pn_job_last_success_timestamp_seconds", job="balance_checks") == 1003
+    assert value(text, "pn_scheduler_last_kick_timestamp_seconds", actor="balances.kick") == 1003
     assert value(text, "pn_carrier_request_seconds_count", operation="create") == 2
     promtool_check_metrics(text)
     assert_no_personal_data(text)

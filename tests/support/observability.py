@@ -111,3 +111,31 @@ def stop(proc: subprocess.Popen[str]) -> str:
         proc.kill()
         out, _ = proc.communicate()
     return out or ""
+
+
+# Label names that start with pn_ (not metric names).
+PN_LABELS = frozenset({"pn_job"})
+
+
+def defined_metric_names() -> set[str]:
+    """Every series name the system exports: app/observability/metrics.py (with the
+    _total/_bucket/... suffixes), the scheduler's job_runs gauges and the backup job's
+    textfile gauges (app/maintenance/backup_metrics.py)."""
+    import app.observability.metrics as metrics
+    from app.observability.job_runs import FAMILIES, PENDING
+
+    defined: set[str] = set()
+    for obj in vars(metrics).values():
+        name = getattr(obj, "_name", None)
+        kind = getattr(obj, "_type", None)
+        if not name:
+            continue
+        defined.add(name)
+        if kind == "counter":
+            defined.add(f"{name}_total")
+        if kind == "histogram":
+            defined |= {f"{name}_bucket", f"{name}_count", f"{name}_sum"}
+    defined |= {name for name, _, _ in FAMILIES} | {PENDING}
+    backup = (ROOT / "app" / "maintenance" / "backup_metrics.py").read_text()
+    defined |= set(re.findall(r'"(pn_backup_[a-z0-9_]+)"', backup))
+    return defined

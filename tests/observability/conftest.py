@@ -1,0 +1,1 @@
+"""Observability tests: health endpoints, guards over the docs and dashboards, live monitoring."""
