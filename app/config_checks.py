@@ -151,6 +151,16 @@ def check_redis_url(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+def check_signing_key(value: SecretStr | None) -> SecretStr | None:
+    """BROKER_SIGNING_KEY: comma-separated keys of 32 characters or more (the first signs)."""
+    if value is None:
+        return None
+    keys = [k.strip() for k in value.get_secret_value().split(",")]
+    if not keys or any(len(k) < 32 for k in keys):
+        raise ValueError("each key needs 32 characters or more (e.g. openssl rand -hex 32)")
+    return value
+
+
 # Field name -> check; app.config registers one validator for all of them.
 FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "qualification_kick_time": check_kick_time,
@@ -169,6 +179,7 @@ FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "sms_status_callback_url": check_http_url,
     "database_url": check_database_url,
     "redis_url": check_redis_url,
+    "broker_signing_key": check_signing_key,
 }
 
 
