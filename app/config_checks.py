@@ -119,7 +119,8 @@ def check_log_level(value: str) -> str:
 
 
 def check_http_url(value: str | None) -> str | None:
-    if value is None:
+    # Empty means unset (compose passes ${NAME:-} through as an empty variable).
+    if value is None or not value.strip():
         return None
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -184,8 +185,12 @@ FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
 
 
 def check_settings(settings: Settings) -> None:
-    """Checks that need several settings: the SMS templates against SMS_MAX_SEGMENTS."""
+    """Checks that need several settings: the SMS templates against SMS_MAX_SEGMENTS,
+    production's transport (the core-banking API's bearer token never over plain http)."""
     from app.notifications.templates import TemplateError, get_template
+
+    if settings.is_production() and (settings.core_banking_url or "").startswith("http://"):
+        raise ValueError("CORE_BANKING_URL: must be https:// in production (a bearer token)")
 
     for name in ("he", "en"):
         if name == settings.sms_template_language or getattr(settings, f"sms_template_{name}"):
