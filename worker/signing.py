@@ -75,7 +75,11 @@ def signing_keys() -> list[bytes]:
             raise SigningKeyMissing("BROKER_SIGNING_KEY is not set (required in production)")
         if not _warned:
             _warned.append(True)
-            log.warning("BROKER_SIGNING_KEY is not set: messages are signed with the dev key")
+            from app.observability import multiprocess
+
+            # Said by workers and the scheduler; an operator's command keeps its one line.
+            if multiprocess.current()[0] is not multiprocess.Role.OTHER:
+                log.warning("BROKER_SIGNING_KEY is not set: signing with the development key")
         return [DEVELOPMENT_KEY.encode()]
     keys = [k.strip() for k in secret.get_secret_value().split(",") if k.strip()]
     return [k.encode() for k in keys]

@@ -147,6 +147,10 @@ class Container:
         command = _compose()["services"]["postgres"]["command"]
         settings = dict(item.split("=", 1) for item in command if "=" in item)
         settings.pop("shared_preload_libraries", None)  # pg_stat_statements: not needed here
+        # TLS (certificates and pg_hba.conf from the container's secrets and mounts) is
+        # not what this test is about: test_backup_tls.py and test_security_transport.py.
+        for name in [k for k in settings if k.startswith("ssl") or k == "hba_file"]:
+            settings.pop(name)
         self.db.init_with(settings)
         self.db.env.update(self.pgbackrest_env())
         self.db.env.update(PGBACKREST_REPO1_CIPHER_PASS=self.cipher_pass,
