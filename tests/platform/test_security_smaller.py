@@ -76,7 +76,7 @@ def test_fingerprints_quote_table_names(database_url: str) -> None:
     )
     try:
         with conn.cursor() as cur:
-            cur.execute('CREATE TEMP TABLE x (a int)')  # noqa: Q000
+            cur.execute("CREATE TEMP TABLE x (a int)")  # noqa: Q000
             cur.execute('CREATE TABLE public."odd ""name" (a int)')
             cur.execute('INSERT INTO public."odd ""name" VALUES (1), (2)')
         assert fingerprints(conn)['odd "name']["rows"] == 2
@@ -226,3 +226,34 @@ def test_the_app_roles_logging_settings_keep_values_out_of_the_server_log(
     assert "+972502220002" in log  # the control: without the settings, values are logged
     assert "+972501110001" not in log
     admin.close()
+
+
+# --- data at rest ------------------------------------------------------------------------
+
+
+def test_a_backup_never_falls_back_to_plaintext(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's plaintext backup: a URL asking for TLS against a server without it."""
+    from app.maintenance import backup
+    from tests.support.backup import isolated_backup_env
+
+    env = isolated_backup_env(tmp_path, monkeypatch)
+    next(env)
+    try:
+        admin = _admin(database_url)
+        with admin.cursor() as cur:
+            cur.execute("SHOW ssl")
+            if cur.fetchone() != ("off",):
+                pytest.skip("the test server speaks TLS")
+        admin.close()
+        url = make_url(database_url).set(drivername="postgresql").update_query_dict(
+            {"sslmode": "require"}
+        )  # fmt: skip
+        conn = Conn.from_url(url.render_as_string(hide_password=False))
+        with pytest.raises(psycopg2.OperationalError, match="SSL"):
+            backup.backup(conn, tmp_path / "exports")
+        exports = tmp_path / "exports"
+        assert not exports.exists() or not list(exports.iterdir())  # nothing written
+    finally:
+        env.close()
