@@ -13,8 +13,8 @@ application session cannot turn them back on. Slow statements are diagnosed with
 constants replaced by ``$n``. Server-side binding was not chosen: psycopg2 has none, and
 a driver change touches every query of the system.
 
-``db roles`` (app/maintenance/roles.py) applies :func:`role_settings_sql` to every role
-it creates; tests/platform/test_security_smaller.py shows the server log of a cluster
+``db roles`` (app/maintenance/roles.py) is to apply :func:`apply_role_settings` to every
+login role it creates (docs/security.md); tests/platform/test_security_smaller.py shows the server log of a cluster
 logging everything keeps no value from such a role.
 """
 

@@ -201,6 +201,12 @@ def test_valid_messages_pass_and_producers_cannot_build_invalid_ones() -> None:
         assert message.options["pn_signature"]
     with pytest.raises(InvalidArguments):
         start_day.message("2025-01-03", 1, "file:/etc/hostname")
+    # periodiq's kick: Actor.send_with_options(scheduled_at=...), the same signing path.
+    from worker.actors.balances import daily_kick
+    from worker.signing import signature_valid
+
+    kick = daily_kick.message_with_options(scheduled_at="2026-12-01T22:30:00+02:00")
+    assert signature_valid(kick)
 
 
 def test_the_signature_survives_the_brokers_changes_but_not_a_forger(
