@@ -54,6 +54,7 @@ UNSIGNED_OPTIONS = frozenset(
         "traceback",
         "requeue_timestamp",
         "dlq_replayed_at",
+        "_sentry_headers",  # sentry_sdk's SentryMiddleware.before_enqueue (trace propagation)
         "sentry_headers",
     }
 )

@@ -27,7 +27,7 @@ KEY = "k" * 40
 FORGED_DAY = "2025-01-03"
 CONTROL_DAY = "2025-01-02"
 
-pytestmark = pytest.mark.skipif(
+needs_redis = pytest.mark.skipif(
     not os.environ.get("REDIS_URL"), reason="needs a real Redis (REDIS_URL)"
 )
 
@@ -57,6 +57,7 @@ def _wait_for(predicate: Any, seconds: float, what: str) -> None:
         time.sleep(0.2)
 
 
+@needs_redis
 def test_forged_messages_are_refused_dead_lettered_and_counted(
     session: Session, redis_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -212,6 +213,8 @@ def test_valid_messages_pass_and_producers_cannot_build_invalid_ones() -> None:
 def test_the_signature_survives_the_brokers_changes_but_not_a_forger(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from sentry_sdk.integrations.dramatiq import SentryMiddleware
+
     from worker.actors.balances import start_day
     from worker.signing import signature_valid
 
@@ -223,7 +226,7 @@ def test_the_signature_survives_the_brokers_changes_but_not_a_forger(
         moved = message.copy(
             queue_name="balances.DQ",
             options={"eta": 1, "retries": 3, "traceback": "x", "redis_message_id": "r",
-                     "dlq_replayed_at": 5, "sentry_headers": {}},
+                     "dlq_replayed_at": 5, SentryMiddleware.SENTRY_HEADERS_NAME: {}},
         )  # fmt: skip
         assert signature_valid(moved)
         # ...any change of content, target or options does not.
