@@ -119,7 +119,8 @@ def check_log_level(value: str) -> str:
 
 
 def check_http_url(value: str | None) -> str | None:
-    if value is None:
+    # Empty means unset (compose passes ${NAME:-} through as an empty variable).
+    if value is None or not value.strip():
         return None
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -151,6 +152,16 @@ def check_redis_url(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+def check_signing_key(value: SecretStr | None) -> SecretStr | None:
+    """BROKER_SIGNING_KEY: comma-separated keys of 32 characters or more (the first signs)."""
+    if value is None:
+        return None
+    keys = [k.strip() for k in value.get_secret_value().split(",")]
+    if not keys or any(len(k) < 32 for k in keys):
+        raise ValueError("each key needs 32 characters or more (e.g. openssl rand -hex 32)")
+    return value
+
+
 # Field name -> check; app.config registers one validator for all of them.
 FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "qualification_kick_time": check_kick_time,
@@ -169,12 +180,17 @@ FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "sms_status_callback_url": check_http_url,
     "database_url": check_database_url,
     "redis_url": check_redis_url,
+    "broker_signing_key": check_signing_key,
 }
 
 
 def check_settings(settings: Settings) -> None:
-    """Checks that need several settings: the SMS templates against SMS_MAX_SEGMENTS."""
+    """Checks that need several settings: the SMS templates against SMS_MAX_SEGMENTS,
+    production's transport (the core-banking API's bearer token never over plain http)."""
     from app.notifications.templates import TemplateError, get_template
+
+    if settings.is_production() and (settings.core_banking_url or "").startswith("http://"):
+        raise ValueError("CORE_BANKING_URL: must be https:// in production (a bearer token)")
 
     for name in ("he", "en"):
         if name == settings.sms_template_language or getattr(settings, f"sms_template_{name}"):

@@ -1,5 +1,8 @@
 # Sourced by the scripts: a virtual environment with the project installed, made or
-# refreshed when pyproject.toml changed. Needs only python3 (3.11+) on the machine.
+# refreshed when pyproject.toml or the lock file changed. Needs only python3 (3.11+).
+# Dependencies come from requirements-dev.lock (hash-pinned, made by scripts/lock from
+# pyproject.toml): pip refuses any file whose hash differs; the project itself is then
+# installed without resolving anything (--no-deps).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${PREMIUM_NOTIFY_VENV:-$ROOT/.venv}"
@@ -8,11 +11,13 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "bootstrap: creating $VENV" >&2
   "$PY" -m venv "$VENV"
 fi
-stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+stamp="$VENV/.installed-$(cat "$ROOT/pyproject.toml" "$ROOT/requirements-dev.lock" | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  echo "bootstrap: installing the project and its dev tools" >&2
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[dev]" 2>&1 \
-    | grep -v "is ignored" >&2 || true
+  echo "bootstrap: installing the locked dependencies and the project" >&2
+  { "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes \
+      -r "$ROOT/requirements-dev.lock" \
+    && "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+      -e "$ROOT"; } 2>&1 | grep -v "is ignored" >&2 || true
   "$VENV/bin/python" -c "import app, worker, dramatiq, sqlalchemy" >&2
   rm -f "$VENV"/.installed-* && touch "$stamp"
 fi

@@ -172,6 +172,8 @@ class Days:
         import redis as redis_lib
         from dramatiq.brokers.redis import RedisBroker
 
+        from worker.signing import sign
+
         client = redis_lib.Redis.from_url(self.redis.url)
         broker = RedisBroker(client=client)  # type: ignore[no-untyped-call]
         message: Any = dramatiq.Message(
@@ -181,7 +183,7 @@ class Days:
             kwargs={},
             options={},
         )
-        broker.enqueue(message)
+        broker.enqueue(sign(message))  # workers refuse unsigned messages
 
     def count(self, day: date) -> int:
         return self._scalar("SELECT count(*) FROM daily_balance_checks WHERE check_date = :d",

@@ -20,9 +20,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
-    Callbacks,
     CurrentMessage,
-    Pipelines,
     Retries,
     ShutdownNotifications,
     TimeLimit,
@@ -37,6 +35,7 @@ from worker.metrics_middleware import (
     start_scheduler_exporter,
 )
 from worker.resources import Queue, broker_kind, redis_client
+from worker.signing import SignedActor, SigningMiddleware, require_signing_key
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -52,9 +51,10 @@ def middleware() -> list[Any]:
         # observability: Prometheus (multiprocess, /metrics fork), log context
         PrometheusMiddleware(),
         LogContextMiddleware(),
-        # orchestration
-        Callbacks(),
-        Pipelines(),
+        # the closed broker: an unsigned, forged or invalid message is dead-lettered,
+        # counted and never run (worker/signing.py). No Callbacks or Pipelines: nothing
+        # uses them, and they would let a message's options name further work.
+        SigningMiddleware(),
         # retry control: small backoff; idempotent actors make redelivery harmless
         Retries(max_retries=10, min_backoff=1_000, max_backoff=5 * 60 * 1000),
         # scheduling: periodic actors are thin kicks (docs/decisions.md, periodiq traps)
@@ -80,7 +80,13 @@ def actor(
     """Declare ``fn`` as the actor ``name`` on this broker, consuming ``queue``."""
 
     def decorate(fn: Callable[P, R]) -> dramatiq.Actor[P, R]:
-        declare = dramatiq.actor(actor_name=name, queue_name=queue.value, broker=broker, **options)
+        declare = dramatiq.actor(
+            actor_class=SignedActor,
+            actor_name=name,
+            queue_name=queue.value,
+            broker=broker,
+            **options,
+        )
         return declare(fn)
 
     return decorate
@@ -89,6 +95,7 @@ def actor(
 # Every setting first (cron specs, send window, ...): a bad one stops the worker or the
 # scheduler here with one line and exit status 2, not at schedule or send time.
 require_valid_settings()
+require_signing_key()  # production without BROKER_SIGNING_KEY: one line, exit 2
 # Sentry next: its Dramatiq integration hooks Broker.__init__ (only if SENTRY_DSN is set).
 init_sentry()
 broker = build_broker()

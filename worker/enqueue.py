@@ -4,6 +4,10 @@
 sees a wrong month type or a missing argument), and ``enqueue_in`` delays it. Callers
 enqueue only after the transaction that created the follow-up's rows has committed,
 so a worker never picks up work whose rows it cannot see yet.
+
+Every message is checked against its actor's schema (worker/arguments.py) and signed
+with BROKER_SIGNING_KEY as it is built (``SignedActor``, worker/signing.py: the same for
+periodiq's kicks and the operator's ``enqueue`` commands); workers refuse the rest.
 """
 
 from __future__ import annotations

@@ -8,13 +8,13 @@ stderr (all of them in the ``--rejects`` / ``--warnings`` files); and exits 3
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 import typer
 
+from app import csvout
 from app.cli.common import err_console
 from app.cli.errors import ExitCode
 
@@ -71,6 +71,6 @@ def exit_code(counts: dict[str, int]) -> None:
 def write_notes(path: Path, notes: Sequence[Note]) -> None:
     """The ``--rejects`` file: line, account_number, outcome (rejected/skipped), reason."""
     with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csvout.writer(handle)
         writer.writerow(["line", "account_number", "outcome", "reason"])
         writer.writerows([n.line, n.account_number, n.outcome, n.reason] for n in notes)

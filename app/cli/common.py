@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -27,6 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from app import csvout
 from app.maintenance.dlq import BrokerView
 from app.months import InvalidMonth, Month
 
@@ -129,7 +129,7 @@ def emit_rows(
         )
     elif fmt is OutputFormat.CSV:
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = csvout.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
         for r in rows:
             writer.writerow([_csv_cell(r.get(c)) for c in columns])

@@ -46,4 +46,7 @@ def check() -> None:
 @db_app.command("url")
 def url() -> None:
     """Print the database URL in use, password hidden."""
-    typer.echo(make_url(resolve_database_url()).render_as_string(hide_password=True))
+    from app.observability.scrub import mask_url
+
+    # Every password: the URL's own and libpq's ?password= / ?sslpassword= parameters.
+    typer.echo(mask_url(make_url(resolve_database_url()).render_as_string(hide_password=False)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +15,7 @@ import typer
 from app.cli.common import UserError, err_console, require_writable
 from app.cli.groups import cli
 from app.db.session import session_scope
-from app.maintenance import gdpr
+from app.maintenance import encryption, gdpr
 
 gdpr_app = typer.Typer(help="GDPR: export or erase a customer's data.", no_args_is_help=True)
 cli.add_typer(gdpr_app, name="gdpr")
@@ -40,7 +39,11 @@ def _json_default(value: Any) -> Any:
 
 
 _OUTPUT_OPT = typer.Option(
-    None, "--output", "-o", help="Write the JSON here (mode 0600); default stdout."
+    None,
+    "--output",
+    "-o",
+    help="Write the JSON here, age-encrypted to BACKUP_AGE_RECIPIENTS_FILE (mode 0600); "
+    "default stdout (plain, for a terminal).",
 )
 _ANONYMISE_OPT = typer.Option(
     False,
@@ -70,7 +73,7 @@ def export(
             if output is not None:
                 _write_private(output, body + "\n")
                 written = True
-    except gdpr.GdprError as exc:
+    except (gdpr.GdprError, encryption.EncryptionError) as exc:
         raise UserError(str(exc)) from None
     except BaseException:
         if written and output is not None:  # the audit row did not commit: no file either
@@ -85,10 +88,11 @@ def export(
 
 
 def _write_private(path: Path, text: str) -> None:
-    # Personal data: readable by the operator only.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    # Personal data at rest: encrypted with age to BACKUP_AGE_RECIPIENTS_FILE (read with
+    # `age -d -i <identity>`), written as a new 0600 file renamed over the target, so an
+    # existing file's mode or owner never carries over.
+    recipients = encryption.keys().recipients
+    encryption.write_private(path, encryption.encrypt(text.encode("utf-8"), recipients))
 
 
 @gdpr_app.command("erase")

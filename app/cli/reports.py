@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from datetime import date
@@ -10,6 +9,7 @@ from typing import Any
 
 import typer
 
+from app import csvout
 from app.cli.common import OutputFormat, UserError, emit_rows, parse_month
 from app.cli.groups import report_app
 from app.config import get_settings
@@ -45,7 +45,7 @@ def report_qualifications(
     with session_scope() as session:
         rows = qualification_rows(session, target, qualified_only=qualified_only)
         if fmt is OutputFormat.CSV:
-            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer = csvout.writer(sys.stdout, lineterminator="\n")
             writer.writerow(QUALIFICATION_COLUMNS)
             for row in rows:
                 writer.writerow([_cell(row[c]) for c in QUALIFICATION_COLUMNS])

@@ -20,6 +20,11 @@ class PlatformSettings(BaseModel):
     redis_url: SecretStr | None = Field(
         default=None, description="Redis URL of the Dramatiq broker and rate limiters."
     )
+    broker_signing_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key(s) signing broker messages, comma-separated, the first signs "
+        "(secret; *_FILE accepted; required in production).",
+    )
     embedded_pgdata: Path = Field(
         default=PROJECT_ROOT / ".data" / "pgdata",
         description="Data folder of the embedded PostgreSQL used when DATABASE_URL is unset.",
@@ -58,7 +63,10 @@ class PlatformSettings(BaseModel):
     sentry_traces_sample_rate: float = Field(
         default=0.0, ge=0, le=1, description="Sentry performance tracing sample rate."
     )
-    metrics_host: str = Field(default="0.0.0.0", description="Bind address of /metrics.")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Bind address of /metrics (compose sets 0.0.0.0 inside its network).",
+    )
     metrics_port: int = Field(default=9191, ge=1, le=65535, description="Workers' /metrics port.")
     scheduler_metrics_port: int = Field(
         default=9192, ge=1, le=65535, description="The scheduler's /metrics port."

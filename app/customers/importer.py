@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 from sqlalchemy.orm import Session
 
+from app import csvout
 from app.customers import repository
 from app.customers.validation import COLUMNS, CustomerRow, RowError, parse_row
 from app.db import leases
@@ -301,7 +302,7 @@ def write_rows(path: str | Path, notes: list[RowNote], *, warnings: bool = False
     """The ``--rejects`` file (line, account_number, outcome, reason) or, with
     ``warnings``, the ``--warnings`` file (line, account_number, field, reason)."""
     with Path(path).open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csvout.writer(handle)
         third = "field" if warnings else "outcome"
         writer.writerow(["line", "account_number", third, "reason"])
         for n in notes:

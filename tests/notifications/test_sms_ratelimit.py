@@ -111,6 +111,8 @@ def test_two_dramatiq_worker_processes_never_exceed_the_limit(
     from dramatiq import Message
     from dramatiq.brokers.redis import RedisBroker
 
+    from worker.signing import sign  # the workers refuse unsigned messages
+
     mps = 20
     total = _customers(session, 40)  # 60 segments: three seconds at 20/s
     env = {
@@ -153,8 +155,8 @@ def test_two_dramatiq_worker_processes_never_exceed_the_limit(
         broker = RedisBroker(client=redis.Redis.from_url(os.environ["REDIS_URL"]))
         for batch in batches:
             broker.enqueue(
-                Message(queue_name="sms", actor_name="notifications.send_batch",
-                        args=(str(batch),), kwargs={}, options={})
+                sign(Message(queue_name="sms", actor_name="notifications.send_batch",
+                             args=(str(batch),), kwargs={}, options={}))
             )  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -45,7 +45,9 @@ def test_notifications_without_credentials_write_nothing(
     assert count(session, "SELECT count(*) FROM job_runs") == 0
 
 
-def test_gdpr_export_audits_only_an_export_that_exists(session: Session, tmp_path: Path) -> None:
+def test_gdpr_export_audits_only_an_export_that_exists(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     customer = create_customer(session)
     session.commit()
     audits = "SELECT count(*) FROM audit_log WHERE operation = 'GDPR_EXPORT'"
@@ -55,11 +57,18 @@ def test_gdpr_export_audits_only_an_export_that_exists(session: Session, tmp_pat
     assert isinstance(bad.exception, UserError) and "/no/such/dir" in str(bad.exception)
     assert count(session, audits) == 0  # refused before anything was read or written
     target = tmp_path / "export.json"
+    monkeypatch.setenv("BACKUP_AGE_RECIPIENTS_FILE", str(tmp_path / "keys" / "recipients.txt"))
+    monkeypatch.setenv("BACKUP_AGE_IDENTITY_FILE", str(tmp_path / "keys" / "identity.txt"))
+    get_settings.cache_clear()
     good = CliRunner().invoke(
         cli, ["gdpr", "export", "--account", customer.account_number, "-o", str(target)]
     )
+    get_settings.cache_clear()
     assert good.exit_code == 0, good.output
-    assert json.loads(target.read_text("utf-8"))["account_number"] == customer.account_number
+    from app.maintenance.encryption import decrypt
+
+    clear = decrypt(target.read_bytes(), tmp_path / "keys" / "identity.txt")
+    assert json.loads(clear)["account_number"] == customer.account_number
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert count(session, audits) == 1
 

@@ -4,8 +4,9 @@ A demo run (``premium-notify demo``: generated customers, balance checks, qualif
 SMS, delivery tracking through the production actors) runs in a child process with
 every log record at DEBUG formatted by the project's formatter, Sentry initialised
 with a transport that records every envelope, and the Prometheus registry dumped at
-the end. After the month, a poisoned message carrying a customer's phone number is
-sent to a real actor so Sentry and the error log have something personal to leak.
+the end. After the month, a poisoned (signed) message carrying a customer's phone number where a
+batch id belongs is sent to a real worker, whose argument check refuses it with an error
+line, so Sentry and the error log have something personal to leak.
 Then every customer's phone number (three spellings), names, e-mail and every stored
 balance of the month are searched for in all of it, and so are the secrets.
 """
@@ -63,7 +64,10 @@ os.environ.update(TWILIO_ACCOUNT_SID="AC" + "1" * 32, TWILIO_AUTH_TOKEN=os.envir
 get_settings.cache_clear()
 worker = dramatiq.Worker(tasks.broker, worker_threads=1, worker_timeout=100)
 worker.start()
-tasks.broker.get_actor("notifications.send_batch").send_with_options(args=(phone,), max_retries=0)
+# Signed, so only the argument check stands between it and the actor (worker/signing.py).
+from worker.signing import sign
+tasks.broker.enqueue(sign(dramatiq.Message(queue_name="sms", actor_name="notifications.send_batch",
+                                           args=(phone,), kwargs={}, options={"max_retries": 0})))
 tasks.broker.join("sms", fail_fast=False)
 worker.join()
 worker.stop()

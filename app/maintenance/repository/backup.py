@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from psycopg2 import sql
+
 # Pinned so the text of a row (and so its checksum) is the same on any server.
 SESSION_SETUP = "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET extra_float_digits = 3"
 
@@ -36,8 +38,10 @@ def fingerprints(pg: Any) -> dict[str, dict[str, Any]]:
         result: dict[str, dict[str, Any]] = {}
         for table in tables:
             cur.execute(
-                f"SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)"
-                f'::bigint), 0) FROM public."{table}" t'
+                sql.SQL(
+                    "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)"
+                    "::bigint), 0) FROM public.{} t"
+                ).format(sql.Identifier(table))
             )
             rows, checksum = cur.fetchone()
             result[table] = {"rows": int(rows), "checksum": str(checksum)}
@@ -62,7 +66,8 @@ def database_exists(admin: Any, database: str) -> bool:
 def create_database(admin: Any, database: str) -> None:
     """CREATE DATABASE (``admin`` must be in autocommit mode)."""
     with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{database}"')
+        # An operator's --target-db: an identifier, quoted by psycopg2, never spliced.
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
 
 def public_table_count(pg: Any) -> int:
