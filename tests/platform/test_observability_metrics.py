@@ -217,14 +217,18 @@ def test_a_running_dramatiq_worker_serves_dramatiq_and_domain_metrics(
         scrape(port, want="pn_queue_depth")  # up, and sampling Redis
         broker = RedisBroker(client=redis_client, middleware=[])
         broker.declare_queue("maintenance")
+        from worker.signing import sign  # the workers refuse unsigned messages
+
         for n in (1, 2, -1):
             broker.enqueue(
-                Message(
-                    queue_name="maintenance",
-                    actor_name="obs_probe",
-                    args=(n,),
-                    kwargs={},
-                    options={},
+                sign(
+                    Message(
+                        queue_name="maintenance",
+                        actor_name="obs_probe",
+                        args=(n,),
+                        kwargs={},
+                        options={},
+                    )
                 )
             )
         deadline = time.monotonic() + 60
