@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -51,7 +50,7 @@ from app.observability.metrics import (
     RATE_LIMIT_WAITS,
     count_delivery_status,
 )
-from app.ratelimit import RateLimiter
+from app.ratelimit import RateLimiter, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -234,11 +233,7 @@ class DeliveryPoller:
 
     # --- carrier passes ----------------------------------------------------------------
     def _wait(self) -> None:
-        if self.limiter is None:
-            return
-        while (wait := self.limiter.try_acquire(1)) > 0:
-            RATE_LIMIT_WAITS.labels("carrier_reads").inc()
-            time.sleep(wait)
+        wait_for(self.limiter, on_wait=RATE_LIMIT_WAITS.labels("carrier_reads").inc)
 
     def _bulk(
         self,

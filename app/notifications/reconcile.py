@@ -31,7 +31,8 @@ from app.notifications.repository import Claimed, stale_queued_batches, stuck_se
 from app.notifications.sending import SendResult, record, utcnow
 from app.notifications.window import SendWindow
 from app.observability.events import record_event
-from app.observability.metrics import RECONCILER_ACTIONS
+from app.observability.metrics import RATE_LIMIT_WAITS, RECONCILER_ACTIONS
+from app.ratelimit import RateLimiter, wait_for
 
 RECONCILER = "sms_outbox"
 
@@ -85,10 +86,16 @@ def reconcile_outbox(
     now: datetime | None = None,
     window: SendWindow | None = None,
     limit: int = 1000,
+    reads: RateLimiter | None = None,
 ) -> ReconcileResult:
     """One reconciler round, in two transactions of ``scope`` with the carrier calls between
     them (no connection is held while the carrier is asked), so it is handed a
-    ``SessionScope`` (production passes ``app.db.session.session_scope``)."""
+    ``SessionScope`` (production passes ``app.db.session.session_scope``).
+
+    Every carrier lookup first waits for ``reads``, the cross-worker carrier-read limiter
+    the delivery poller shares (``DELIVERY_CARRIER_RPS``): after an outage thousands of
+    rows may wait out the list lag, and their lookups must not crowd out polling or
+    trip the carrier's own limits."""
     settings = settings or get_settings()
     now = now or utcnow()
     result = ReconcileResult()
@@ -104,6 +111,7 @@ def reconcile_outbox(
             results.append(_submitted(claimed, sid, received_at))
             result.found_by_callback += 1
             continue
+        wait_for(reads, on_wait=RATE_LIMIT_WAITS.labels("carrier_reads").inc)
         try:
             found = carrier.find_sent(claimed.phone_number, claimed.body, claimed.claimed_at)
         except CarrierError:

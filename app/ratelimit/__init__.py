@@ -16,6 +16,8 @@ The worker wing builds the process's limiters on its Redis client (``worker/limi
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from app.ratelimit.local import LocalRateLimiter
@@ -28,4 +30,21 @@ class RateLimiter(Protocol):
         ...
 
 
-__all__ = ["LocalRateLimiter", "RateLimiter", "RedisRateLimiter"]
+def wait_for(
+    limiter: RateLimiter | None,
+    units: int = 1,
+    *,
+    on_wait: Callable[[], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Block until ``limiter`` grants ``units`` (no limiter: at once); ``on_wait`` is called
+    before each sleep (a metric). For callers that may block: pollers and reconcilers."""
+    if limiter is None:
+        return
+    while (wait := limiter.try_acquire(units)) > 0:
+        if on_wait is not None:
+            on_wait()
+        sleep(wait)
+
+
+__all__ = ["LocalRateLimiter", "RateLimiter", "RedisRateLimiter", "wait_for"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from app.notifications.outbox import prepare_month
 from app.notifications.reconcile import reconcile_outbox, requeue_after_seconds
 from app.notifications.sending import Sender
 from app.notifications.window import SendWindow
+from app.ratelimit import LocalRateLimiter
 from tests.support.carrier import MONTH, client_for, outbox, qualified_customers
 from tests.support.factories import create_customer, create_notification, create_qualification
 
@@ -212,3 +214,46 @@ def test_dramatiq_actors_prepare_and_send(session: Session, sms_env: SimulatorTh
         worker.stop()
     assert {r.submission_status for r in outbox(session)} == {"Submitted"}
     assert sms_env.state.per_recipient() == {p: 1 for p in phones}
+
+
+class _CountingLimiter:
+    """A real in-process limiter that also counts grants and refusals."""
+
+    def __init__(self, limit: float, window: float) -> None:
+        self.inner = LocalRateLimiter(limit, window)
+        self.granted = 0
+        self.refused = 0
+
+    def try_acquire(self, units: int = 1) -> float:
+        wait = self.inner.try_acquire(units)
+        if wait > 0:
+            self.refused += 1
+        else:
+            self.granted += units
+        return wait
+
+
+def test_reconciler_lookups_wait_for_the_carrier_read_limiter(
+    session: Session, sms_env: SimulatorThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qualified_customers(session, 3)
+    [batch] = _prepare()
+    sms_env.state.config.update({"rate_500": 1.0})
+    assert Sender(client_for(sms_env)).send_batch(session_scope, batch).unresolved == 3
+    monkeypatch.setenv("SMS_RECONCILE_SENDING_AFTER_SECONDS", "0")
+    get_settings.cache_clear()
+    reads = _CountingLimiter(limit=2, window=0.3)
+    client = client_for(sms_env)
+    granted_at_lookup: list[int] = []
+    find_sent = client.find_sent
+
+    def counted(*args: Any) -> Any:
+        granted_at_lookup.append(reads.granted)
+        return find_sent(*args)
+
+    monkeypatch.setattr(client, "find_sent", counted)
+    result = reconcile_outbox(session_scope, client, reads=reads)
+    # Three rows looked up, each lookup only after the limiter granted it; the third waited.
+    assert result.waiting == 3
+    assert granted_at_lookup == [1, 2, 3]
+    assert reads.refused >= 1

@@ -103,7 +103,7 @@ def send_batch(batch_id: str) -> None:
 
 @actor("notifications.reconcile", Queue.MAINTENANCE, max_retries=3)
 def reconcile() -> None:
-    result = reconcile_outbox(session_scope, _sender().carrier)
+    result = reconcile_outbox(session_scope, _sender().carrier, reads=limits.carrier_reads())
     _enqueue_batches(result.batches)
 
 
