@@ -56,6 +56,7 @@ ONLY_WHEN = {
     "pn_sms_opt_outs_total": "a customer opts out or in",
     "pn_metrics_refresh_errors_total": "a scrape-time sampler fails",
     "dramatiq_message_retries_total": "an actor raises and is retried",
+    "dramatiq_message_rejects_total": "a message is dead-lettered",
     "pn_callback_receipts_total": "a receipt the carrier sends late or twice",
     "pn_job_duration_seconds_bucket": "a job run finishes in a worker of this group",
     "pn_job_runs_total": "a job run finishes in a worker of this group",
