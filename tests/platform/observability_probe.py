@@ -8,8 +8,16 @@ import dramatiq
 
 import worker.tasks  # noqa: F401  (the project's broker first)
 from app.observability import metrics
+from worker.arguments import SCHEMAS, Arguments
 
 logger = logging.getLogger("tests.platform.observability_probe")
+
+
+class ObsProbe(Arguments):
+    n: int
+
+
+SCHEMAS["obs_probe"] = ObsProbe  # workers run only actors with a schema (worker/arguments.py)
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=0, actor_name="obs_probe")

@@ -31,6 +31,7 @@ from tests.support.observability import (
     value,
 )
 from worker.queue_stats import publish, sample
+from worker.signing import sign
 
 
 def _import_everything() -> None:
@@ -219,12 +220,14 @@ def test_a_running_dramatiq_worker_serves_dramatiq_and_domain_metrics(
         broker.declare_queue("maintenance")
         for n in (1, 2, -1):
             broker.enqueue(
-                Message(
-                    queue_name="maintenance",
-                    actor_name="obs_probe",
-                    args=(n,),
-                    kwargs={},
-                    options={},
+                sign(  # workers refuse unsigned messages (worker/signing.py)
+                    Message(
+                        queue_name="maintenance",
+                        actor_name="obs_probe",
+                        args=(n,),
+                        kwargs={},
+                        options={},
+                    )
                 )
             )
         deadline = time.monotonic() + 60
