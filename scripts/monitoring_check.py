@@ -3,15 +3,18 @@
     ./scripts/monitoring-check            # 60 customers
     ./scripts/monitoring-check --short    # 16 customers (tests/observability runs it)
 
-Starts (scripts/monitoring_stack.py) a private PostgreSQL and Redis, the exporters wired
+Starts (scripts/monitoring_stack.py) a private PostgreSQL and Redis, TLS-only with
+compose's settings and secret files (scripts/monitoring_tls.py), the exporters wired
 as compose wires them, Prometheus with the project's rules and a scrape configuration
 generated from docker/prometheus/prometheus.yml (1 s scrapes and evaluations, ``for:``
 shortened in its own copy of the rules), Alertmanager routing to a webhook receiver, a
 real worker, scheduler and callback receiver; runs a short month through them, then
 asserts through Prometheus' HTTP API:
 
-1. every target is up, and no sample carries an ``exported_*`` label (a label of ours
-   clashing with Prometheus' own, renamed because the scrape has no honor_labels);
+1. every target is up (the exporters over TLS, as compose wires them: PostgreSQL and
+   Redis here refuse plaintext, which the check also tries), and no sample carries an
+   ``exported_*`` label (a label of ours clashing with Prometheus' own, renamed because
+   the scrape has no honor_labels);
 2. the healthy month leaves no alert pending or firing;
 3. each induced fault fires its alert end to end, to the webhook receiver: a job run that
    fails from the CLI (JobFailed), a row stuck in Sending (NotificationsStuckSending),
@@ -124,6 +127,26 @@ class Check:
     def targets_up(self) -> bool:
         active = self.stack.api("targets").get("data", {}).get("activeTargets", [])
         return bool(active) and all(t["health"] == "up" for t in active)
+
+    def check_perimeter(self) -> None:
+        """The servers are compose's: TCP without TLS gets nowhere."""
+        import psycopg2
+        import redis
+
+        s = self.stack
+        password = (s.secrets / "postgres_password").read_text().strip()
+        try:
+            psycopg2.connect(host="127.0.0.1", port=s.pg.port, user="premium_notify",
+                             password=password, dbname="premium_notify", sslmode="disable",
+                             connect_timeout=5).close()  # fmt: skip
+            self.fail("PostgreSQL accepted a connection without TLS")
+        except psycopg2.OperationalError:
+            pass
+        try:
+            redis.Redis(host="127.0.0.1", port=s.redis.port, socket_timeout=5).ping()
+            self.fail("Redis answered without TLS")
+        except redis.RedisError:
+            pass
 
     def run_month(self) -> None:
         import chaos_phases
@@ -286,6 +309,7 @@ class Check:
         try:
             self.start()
             self.wait("every scrape target up", self.targets_up, 90)
+            self.check_perimeter()
             self.run_month()
             self.stack.write_backup_textfile()
             self.check_healthy()

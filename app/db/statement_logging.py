@@ -14,8 +14,8 @@ constants replaced by ``$n``. Server-side binding was not chosen: psycopg2 has n
 a driver change touches every query of the system.
 
 ``db roles`` (app/maintenance/roles.py) is to apply :func:`apply_role_settings` to every
-login role it creates (docs/security.md); tests/platform/test_security_smaller.py shows the server log of a cluster
-logging everything keeps no value from such a role.
+login role it creates (docs/security.md); tests/platform/test_security_smaller.py shows
+the server log of a cluster logging everything keeps no value from such a role.
 """
 
 from __future__ import annotations
