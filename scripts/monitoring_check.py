@@ -67,6 +67,7 @@ ONLY_WHEN = {
     "dramatiq_delayed_messages_inprogress": "a worker holds a delayed message until due",
     "pn_delivery_carrier_calls_total": "delivery polling asks the carrier (a callback missed)",
     "pn_phones_revalidated_total": "phone verdicts older than the month (numbers changed)",
+    "pn_broker_messages_refused_total": "a worker refuses an unsigned, forged or invalid message",
 }
 # Label values a healthy run does not produce (selector -> the event).
 ONLY_WHEN_SELECTOR = {

@@ -8,6 +8,15 @@ import dramatiq
 
 import worker.tasks  # noqa: F401  (the project's broker first)
 from app.observability import metrics
+from worker.arguments import SCHEMAS, Arguments
+
+
+class ProbeArguments(Arguments):
+    n: int
+
+
+# Workers refuse a message whose actor has no schema (worker/arguments.py): the probe's.
+SCHEMAS["obs_probe"] = ProbeArguments
 
 logger = logging.getLogger("tests.platform.observability_probe")
 

@@ -31,6 +31,7 @@ from tests.support.observability import (
     value,
 )
 from worker.queue_stats import publish, sample
+from worker.signing import sign
 
 
 def _import_everything() -> None:
@@ -217,14 +218,16 @@ def test_a_running_dramatiq_worker_serves_dramatiq_and_domain_metrics(
         scrape(port, want="pn_queue_depth")  # up, and sampling Redis
         broker = RedisBroker(client=redis_client, middleware=[])
         broker.declare_queue("maintenance")
-        for n in (1, 2, -1):
+        for n in (1, 2, -1):  # signed, as every producer of ours signs (worker/signing.py)
             broker.enqueue(
-                Message(
-                    queue_name="maintenance",
-                    actor_name="obs_probe",
-                    args=(n,),
-                    kwargs={},
-                    options={},
+                sign(
+                    Message(
+                        queue_name="maintenance",
+                        actor_name="obs_probe",
+                        args=(n,),
+                        kwargs={},
+                        options={},
+                    )
                 )
             )
         deadline = time.monotonic() + 60
