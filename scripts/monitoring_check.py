@@ -18,7 +18,8 @@ asserts through Prometheus' HTTP API:
 2. the healthy month leaves no alert pending or firing;
 3. each induced fault fires its alert end to end, to the webhook receiver: a job run that
    fails from the CLI (JobFailed), a row stuck in Sending (NotificationsStuckSending),
-   PostgreSQL stopped (PostgresDown), the worker stopped (NoWorkerUp);
+   PostgreSQL stopped (PostgresDown), the worker stopped (NoWorkerUp); and a message
+   pushed into Redis unsigned is refused and counted (pn_broker_messages_refused_total);
 4. every alert and recording expression and every Grafana panel query is valid, and each
    of its selectors matched series during the run (or is listed in ``ONLY_WHEN`` with
    the event it needs);
@@ -67,7 +68,6 @@ ONLY_WHEN = {
     "dramatiq_delayed_messages_inprogress": "a worker holds a delayed message until due",
     "pn_delivery_carrier_calls_total": "delivery polling asks the carrier (a callback missed)",
     "pn_phones_revalidated_total": "phone verdicts older than the month (numbers changed)",
-    "pn_broker_messages_refused_total": "a worker refuses an unsigned, forged or invalid message",
 }
 # Label values a healthy run does not produce (selector -> the event).
 ONLY_WHEN_SELECTOR = {
@@ -241,6 +241,11 @@ class Check:
             "FROM notifications WHERE submission_status = 'Submitted')"
         )
         self.expect_alert("a row stuck in Sending", "NotificationsStuckSending")
+        # A message pushed into Redis by hand, unsigned: refused, dead-lettered, counted.
+        self.push_unsigned()
+        refused = 'pn_broker_messages_refused_total{reason="unsigned"} > 0'
+        if self.wait(f"the unsigned message refused ({refused})", lambda: self.has(refused), 60):
+            self.say("fault 'an unsigned message': refused and counted")
         # PostgreSQL stopped (the exporter still answers: pg_up == 0).
         s.pg.stop()
         self.expect_alert("PostgreSQL stopped", "PostgresDown")
@@ -252,9 +257,30 @@ class Check:
         s.procs["worker"].stop()
         self.expect_alert("the worker stopped", "NoWorkerUp")
 
+    def push_unsigned(self) -> None:
+        """What ``redis-cli HSET dramatiq:<q>.msgs <id> <json>; RPUSH dramatiq:<q> <id>``
+        does with the worker's Redis password: a message no producer of ours signed."""
+        import json
+        import uuid
+
+        import redis
+
+        url = (self.stack.secrets / "redis_url_worker").read_text().strip()
+        client = redis.Redis.from_url(url)
+        redis_id, queue = str(uuid.uuid4()), "maintenance"
+        body = {"queue_name": queue, "actor_name": "maintenance.retention_kick", "args": [],
+                "kwargs": {}, "options": {"redis_message_id": redis_id},
+                "message_id": str(uuid.uuid4()),
+                "message_timestamp": int(time.time() * 1000)}  # fmt: skip
+        client.hset(f"dramatiq:{queue}.msgs", redis_id, json.dumps(body))
+        client.rpush(f"dramatiq:{queue}", redis_id)
+        client.close()
+
+    def has(self, query: str) -> bool:
+        return bool(self.stack.api("query", query=query).get("data", {}).get("result"))
+
     def kicked(self) -> bool:
-        answer = self.stack.api("query", query="pn_scheduler_kicks_total")
-        return bool(answer.get("data", {}).get("result"))
+        return self.has("pn_scheduler_kicks_total")
 
     def check_expressions(self) -> None:
         span = f"{int(time.time() - self.t0) + 5}s"
