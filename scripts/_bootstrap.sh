@@ -38,6 +38,8 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || need_debs+=(prometheus-ale
 command -v prometheus-postgres-exporter >/dev/null 2>&1 || need_debs+=(prometheus-postgres-exporter)
 command -v prometheus-redis-exporter >/dev/null 2>&1 || need_debs+=(prometheus-redis-exporter)
 command -v prometheus-node-exporter >/dev/null 2>&1 || need_debs+=(prometheus-node-exporter)
+# Its throwaway CA (PostgreSQL and Redis TLS-only, as compose runs them), and the TLS tests'.
+command -v openssl >/dev/null 2>&1 || need_debs+=(openssl)
 if [ ${#need_debs[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "bootstrap: installing ${need_debs[*]} (Debian)" >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_debs[@]}"; } \

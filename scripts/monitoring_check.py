@@ -3,19 +3,23 @@
     ./scripts/monitoring-check            # 60 customers
     ./scripts/monitoring-check --short    # 16 customers (tests/observability runs it)
 
-Starts (scripts/monitoring_stack.py) a private PostgreSQL and Redis, the exporters wired
+Starts (scripts/monitoring_stack.py) a private PostgreSQL and Redis, TLS-only with
+compose's settings and secret files (scripts/monitoring_tls.py), the exporters wired
 as compose wires them, Prometheus with the project's rules and a scrape configuration
 generated from docker/prometheus/prometheus.yml (1 s scrapes and evaluations, ``for:``
 shortened in its own copy of the rules), Alertmanager routing to a webhook receiver, a
 real worker, scheduler and callback receiver; runs a short month through them, then
 asserts through Prometheus' HTTP API:
 
-1. every target is up, and no sample carries an ``exported_*`` label (a label of ours
-   clashing with Prometheus' own, renamed because the scrape has no honor_labels);
+1. every target is up (the exporters over TLS, as compose wires them: PostgreSQL and
+   Redis here refuse plaintext, which the check also tries), and no sample carries an
+   ``exported_*`` label (a label of ours clashing with Prometheus' own, renamed because
+   the scrape has no honor_labels);
 2. the healthy month leaves no alert pending or firing;
 3. each induced fault fires its alert end to end, to the webhook receiver: a job run that
    fails from the CLI (JobFailed), a row stuck in Sending (NotificationsStuckSending),
-   PostgreSQL stopped (PostgresDown), the worker stopped (NoWorkerUp);
+   PostgreSQL stopped (PostgresDown), the worker stopped (NoWorkerUp); and a message
+   pushed into Redis unsigned is refused and counted (pn_broker_messages_refused_total);
 4. every alert and recording expression and every Grafana panel query is valid, and each
    of its selectors matched series during the run (or is listed in ``ONLY_WHEN`` with
    the event it needs);
@@ -111,7 +115,9 @@ class Check:
         s = self.stack
         s.start_database()
         s.start_simulators()
-        os.environ.update(s.app_env())
+        for name in ("DATABASE_URL", "REDIS_URL", "BROKER_SIGNING_KEY"):  # the secrets' instead
+            os.environ.pop(name, None)
+        os.environ.update(s.app_env())  # this process enqueues as an operator run does
         from app.config import get_settings
 
         get_settings.cache_clear()
@@ -123,6 +129,26 @@ class Check:
     def targets_up(self) -> bool:
         active = self.stack.api("targets").get("data", {}).get("activeTargets", [])
         return bool(active) and all(t["health"] == "up" for t in active)
+
+    def check_perimeter(self) -> None:
+        """The servers are compose's: TCP without TLS gets nowhere."""
+        import psycopg2
+        import redis
+
+        s = self.stack
+        password = (s.secrets / "postgres_password").read_text().strip()
+        try:
+            psycopg2.connect(host="127.0.0.1", port=s.pg.port, user="premium_notify",
+                             password=password, dbname="premium_notify", sslmode="disable",
+                             connect_timeout=5).close()  # fmt: skip
+            self.fail("PostgreSQL accepted a connection without TLS")
+        except psycopg2.OperationalError:
+            pass
+        try:
+            redis.Redis(host="127.0.0.1", port=s.redis.port, socket_timeout=5).ping()
+            self.fail("Redis answered without TLS")
+        except redis.RedisError:
+            pass
 
     def run_month(self) -> None:
         import chaos_phases
@@ -165,7 +191,7 @@ class Check:
         self.say(f"month {month}: {self.count('SELECT count(*) FROM notifications')} messages")
 
     def count(self, sql: str) -> int:
-        conn = _common.connect(self.stack.database_url.replace("+psycopg2", ""))
+        conn = _common.connect(self.stack.database_url)
         try:
             with conn.cursor() as cur:
                 cur.execute(sql)
@@ -174,7 +200,7 @@ class Check:
             conn.close()
 
     def execute(self, sql: str) -> None:
-        conn = _common.connect(self.stack.database_url.replace("+psycopg2", ""))
+        conn = _common.connect(self.stack.database_url)
         try:
             with conn, conn.cursor() as cur:
                 cur.execute(sql)
@@ -216,6 +242,11 @@ class Check:
             "FROM notifications WHERE submission_status = 'Submitted')"
         )
         self.expect_alert("a row stuck in Sending", "NotificationsStuckSending")
+        # A message pushed into Redis by hand, unsigned: refused, dead-lettered, counted.
+        self.push_unsigned()
+        refused = 'pn_broker_messages_refused_total{reason="unsigned"} > 0'
+        if self.wait(f"the unsigned message refused ({refused})", lambda: self.has(refused), 60):
+            self.say("fault 'an unsigned message': refused and counted")
         # PostgreSQL stopped (the exporter still answers: pg_up == 0).
         s.pg.stop()
         self.expect_alert("PostgreSQL stopped", "PostgresDown")
@@ -227,9 +258,30 @@ class Check:
         s.procs["worker"].stop()
         self.expect_alert("the worker stopped", "NoWorkerUp")
 
+    def push_unsigned(self) -> None:
+        """What ``redis-cli HSET dramatiq:<q>.msgs <id> <json>; RPUSH dramatiq:<q> <id>``
+        does with the worker's Redis password: a message no producer of ours signed."""
+        import json
+        import uuid
+
+        import redis
+
+        url = (self.stack.secrets / "redis_url_worker").read_text().strip()
+        client = redis.Redis.from_url(url)
+        redis_id, queue = str(uuid.uuid4()), "maintenance"
+        body = {"queue_name": queue, "actor_name": "maintenance.retention_kick", "args": [],
+                "kwargs": {}, "options": {"redis_message_id": redis_id},
+                "message_id": str(uuid.uuid4()),
+                "message_timestamp": int(time.time() * 1000)}  # fmt: skip
+        client.hset(f"dramatiq:{queue}.msgs", redis_id, json.dumps(body))
+        client.rpush(f"dramatiq:{queue}", redis_id)
+        client.close()
+
+    def has(self, query: str) -> bool:
+        return bool(self.stack.api("query", query=query).get("data", {}).get("result"))
+
     def kicked(self) -> bool:
-        answer = self.stack.api("query", query="pn_scheduler_kicks_total")
-        return bool(answer.get("data", {}).get("result"))
+        return self.has("pn_scheduler_kicks_total")
 
     def check_expressions(self) -> None:
         span = f"{int(time.time() - self.t0) + 5}s"
@@ -285,6 +337,7 @@ class Check:
         try:
             self.start()
             self.wait("every scrape target up", self.targets_up, 90)
+            self.check_perimeter()
             self.run_month()
             self.stack.write_backup_textfile()
             self.check_healthy()

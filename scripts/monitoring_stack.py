@@ -1,7 +1,8 @@
 """The live monitoring check's servers, all on 127.0.0.1 and free ports.
 
 * a private PostgreSQL 15 cluster (``/usr/lib/postgresql/15/bin``, never the machine's
-  shared server) and a private Redis;
+  shared server) and a private Redis, both TLS-only as compose runs them, with a
+  throwaway CA and compose's secret files (scripts/monitoring_tls.py);
 * Debian's ``prometheus-postgres-exporter``, ``prometheus-redis-exporter`` and
   ``prometheus-node-exporter`` started with the *environment compose gives them*
   (docker/compose.yaml: same variable names, secret files under ``secrets/``);
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import threading
@@ -29,13 +29,21 @@ from pathlib import Path
 from typing import Any
 
 import _common
+import psycopg2
 import yaml
-from chaos_servers import OwnRedis, Proc
+from chaos_servers import Proc
 from monitoring_promql import alertmanager_config, copy_rules, loopback_scrape_config
+from monitoring_tls import (
+    DATABASE,
+    DB_USER,
+    TlsRedis,
+    compose_service,
+    local_path,
+    postgres_tls_settings,
+    write_secrets,
+)
 from pg_clusters import PG15_BIN, Pg15
 
-COMPOSE = _common.ROOT / "docker" / "compose.yaml"
-DATABASE, DB_USER = "premium_notify", "premium_notify"  # as compose names them
 ACCOUNT, TOKEN, SENDER = "AC" + "d" * 32, "monitoring-token", "+15005550006"
 # Debian package -> program.
 PROGRAMS = {
@@ -52,8 +60,9 @@ def missing_programs() -> list[str]:
     missing = [pkg for pkg, program in PROGRAMS.items() if shutil.which(program) is None]
     if not (PG15_BIN / "initdb").exists():
         missing.append(f"PostgreSQL 15 ({PG15_BIN})")
-    if shutil.which("redis-server") is None:
-        missing.append("redis-server")
+    for program in ("redis-server", "openssl"):
+        if shutil.which(program) is None:
+            missing.append(program)
     return missing
 
 
@@ -97,8 +106,7 @@ class Webhook:
 
 
 def compose_environment(service: str) -> dict[str, str]:
-    services = yaml.safe_load(COMPOSE.read_text())["services"]
-    return {k: str(v) for k, v in (services[service].get("environment") or {}).items()}
+    return {k: str(v) for k, v in (compose_service(service).get("environment") or {}).items()}
 
 
 class Stack:
@@ -110,7 +118,7 @@ class Stack:
         self.secrets = workdir / "secrets"
         self.secrets.mkdir(parents=True, exist_ok=True)
         self.pg = Pg15(workdir / "pg")
-        self.redis = OwnRedis(workdir)
+        self.redis = TlsRedis(workdir, self.secrets)
         self.procs: dict[str, Proc] = {}
         # What prometheus.yml names -> the loopback port it runs on here.
         names = ("worker", "scheduler", "callbacks", "postgres-exporter", "redis-exporter",
@@ -124,31 +132,42 @@ class Stack:
 
     # --- the database and Redis ------------------------------------------------------------
     def start_database(self) -> None:
+        write_secrets(self.secrets, self.pg.port, self.redis.port)
         self.pg.init_with({"max_connections": "100"})
-        password = secrets.token_urlsafe(18)
-        (self.secrets / "postgres_password").write_text(password + "\n")
-        hba = self.pg.pgdata / "pg_hba.conf"
-        # The exporter's role logs in with its password (read from the secret file).
-        hba.write_text(f"host all {DB_USER} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        # compose's TLS settings and pg_hba.conf: TCP is TLS and a password, or nothing.
+        self.pg.configure(postgres_tls_settings(self.secrets, self.pg.workdir / "tls",
+                                                self.pg.own))  # fmt: skip
         self.pg.start()
-        conn = self.pg.admin()
+        # The image's superuser (POSTGRES_USER) with its password; set up through the
+        # socket, the one way in without TLS (pg_hba.conf's "local" line).
+        password = (self.secrets / "postgres_password").read_text().strip()
+        conn = psycopg2.connect(host=str(self.pg.socket_dir), port=self.pg.port,
+                                user="postgres", dbname="postgres")  # fmt: skip
+        conn.autocommit = True
         try:
             with conn.cursor() as cur:
-                cur.execute(f"CREATE ROLE {DB_USER} LOGIN PASSWORD %s", (password,))
-                cur.execute(f"GRANT pg_monitor TO {DB_USER}")
-                cur.execute(f"CREATE DATABASE {DATABASE}")
+                cur.execute(f"CREATE ROLE {DB_USER} SUPERUSER LOGIN PASSWORD %s", (password,))
+                cur.execute(f"CREATE DATABASE {DATABASE} OWNER {DB_USER}")
         finally:
             conn.close()
-        _common.migrate(self.database_url)
+        _common.migrate(self.database_url)  # as compose's migrate service: over TLS
         self.redis.start()
 
     @property
     def database_url(self) -> str:
-        return self.pg.url(DATABASE)
+        """The application's URL (the database_url secret: TLS, verify-full), with the
+        driver named as the application names it (app.db.session)."""
+        return _common.database_url((self.secrets / "database_url").read_text().strip(), DATABASE)
 
-    def app_env(self) -> dict[str, str]:
+    def app_env(self, redis_role: str | None = "worker") -> dict[str, str]:
+        """compose's application environment: the URLs and the broker signing key as
+        secret files; ``redis_role`` picks the Redis user's URL (None: no broker)."""
+        secret = {"DATABASE_URL_FILE": "database_url"}
+        if redis_role is not None:
+            secret["REDIS_URL_FILE"] = f"redis_url_{redis_role}"
+            secret["BROKER_SIGNING_KEY_FILE"] = "broker_signing_key"
         return {
-            "DATABASE_URL": self.database_url, "REDIS_URL": self.redis.url,
+            **{name: str(self.secrets / file) for name, file in secret.items()},
             "DRAMATIQ_BROKER": "redis", "TZ": "Asia/Jerusalem",
             "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_FROM": SENDER,
             "TWILIO_BASE_URL": self.carrier_url,
@@ -181,13 +200,14 @@ class Stack:
         return proc
 
     def _exporter_env(self, service: str) -> dict[str, str]:
-        """compose's environment of ``service``: secrets from our folder, hosts on loopback."""
+        """compose's environment of ``service``: secrets from our folder, hosts on loopback
+        (``redis:6379`` in redis:// and rediss:// alike); every other part of a value (the
+        TLS parameters) is kept as compose has it."""
         hosts = {"postgres:5432": f"127.0.0.1:{self.pg.port}",
-                 "redis://redis:6379": self.redis.url.rsplit("/", 1)[0]}  # fmt: skip
+                 "redis:6379": f"127.0.0.1:{self.redis.port}"}  # fmt: skip
         env = {"PATH": os.environ.get("PATH", "")}
         for key, value in compose_environment(service).items():
-            if value.startswith("/run/secrets/"):
-                value = str(self.secrets / Path(value).name)
+            value = local_path(value, self.secrets)
             for host, local in hosts.items():
                 value = value.replace(host, local)
             env[key] = value
@@ -233,7 +253,7 @@ class Stack:
         tmp.replace(self.textfile_dir / "pn_backup.prom")
 
     def start_app(self) -> None:
-        env = self.app_env()
+        env = self.app_env()  # each its own Redis user and secrets, as compose gives them
         for folder in ("prom-worker", "prom", "prom-callbacks"):  # the image makes its own
             (self.workdir / folder).mkdir(exist_ok=True)
         p, bin_ = self.ports, _common.BIN
@@ -245,12 +265,13 @@ class Stack:
         # plays those for its own month.
         self._start("scheduler", [str(bin_ / "periodiq"), "worker.tasks", "chaos_scheduler",
                     "--path", str(_common.ROOT), str(_common.ROOT / "scripts")],
-                    {**env, "SCHEDULER_METRICS_PORT": str(p["scheduler"]),
+                    {**self.app_env("scheduler"), "SCHEDULER_METRICS_PORT": str(p["scheduler"]),
                      "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "prom")})  # fmt: skip
         self._start("callbacks", [str(bin_ / "premium-notify"), "serve", "callbacks",
                     "--host", "127.0.0.1", "--port", str(self.callback_port),
                     "--metrics-port", str(p["callbacks"])],
-                    {**env, "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "prom-callbacks")},
+                    {**self.app_env(None),  # no broker, no key (compose)
+                     "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "prom-callbacks")},
                     )  # fmt: skip
 
     def start_monitoring(self) -> None:

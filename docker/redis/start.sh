@@ -14,7 +14,11 @@ password() {
 }
 # (The broker passes its namespace "dramatiq" itself as the scripts' key.) Commands every
 # application role uses: Lua scripts, lists, hashes, sorted sets (Dramatiq), strings (rate limits), MULTI (dead letters).
-app="+@read +@write +@scripting +@transaction +@connection -@admin -@dangerous"
+# Two commands the scripts call that those categories leave out: TIME (the carrier rate
+# limiter's clock, app/ratelimit/sliding_log.lua; only in @fast) and KEYS (Dramatiq's
+# dispatch.lua lists a dead worker's unacked sets, in the maintenance any enqueue or fetch
+# may run; in @dangerous). Without them every rate-limited send and that maintenance fail.
+app="+@read +@write +@scripting +@transaction +@connection -@admin -@dangerous +time +keys"
 umask 077
 {
   echo "user default off"
@@ -24,8 +28,10 @@ umask 077
   echo "user worker on >$(password redis_worker_password) resetchannels ~dramatiq ~dramatiq:* ~pn:* -@all $app"
   # The scheduler only enqueues kicks.
   echo "user scheduler on >$(password redis_scheduler_password) resetchannels ~dramatiq ~dramatiq:* -@all $app"
-  # redis_exporter: INFO, key sizes, no data and no writes.
-  echo "user exporter on >$(password redis_exporter_password) resetchannels ~* -@all +ping +info +client|list +config|get +slowlog|get +latency|latest +memory|usage +select +scan +type +llen +scard +zcard +hlen +xlen +strlen +pfcount"
+  # redis_exporter: INFO, key sizes, no data and no writes. It names its connection
+  # (CLIENT SETNAME, at every scrape) and reads SLOWLOG LEN and LATENCY HISTOGRAM (Redis 7)
+  # too: refused, each scrape logs an error, counts a rejected call and loses the series.
+  echo "user exporter on >$(password redis_exporter_password) resetchannels ~* -@all +ping +info +client|list +client|setname +config|get +slowlog|get +slowlog|len +latency|latest +latency|histogram +memory|usage +select +scan +type +llen +scard +zcard +hlen +xlen +strlen +pfcount"
 } > "$acl"
 if [ "$(id -u)" = 0 ] && id redis >/dev/null 2>&1; then chown redis "$acl"; fi
 if command -v docker-entrypoint.sh >/dev/null 2>&1; then

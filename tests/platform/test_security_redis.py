@@ -120,6 +120,13 @@ def test_each_role_reaches_only_its_keys(tls_redis: TlsRedis) -> None:
         with pytest.raises(redis.exceptions.NoPermissionError):
             denied()
     assert exporter.llen("dramatiq:balances") == 1 and "redis_version" in exporter.info()
+    # What the application's Lua scripts call beyond the categories: TIME (the rate
+    # limiter's clock) and KEYS (Dramatiq's dispatch.lua, a dead worker's acks).
+    for role in (worker, scheduler):
+        assert role.eval("return redis.call('TIME')", 0)
+        assert role.eval("return redis.call('KEYS', KEYS[1] .. ':__acks__.*')", 1, "dramatiq") == []
+    assert exporter.execute_command("SLOWLOG", "LEN") == 0
+    assert exporter.client_setname("redis_exporter")
 
 
 def test_a_worker_and_the_dead_letter_tools_work_over_tls(
