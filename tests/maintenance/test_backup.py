@@ -60,7 +60,7 @@ def test_export_is_encrypted_private_and_restores_with_equal_tables(
     assert sorted(p.name for p in folder.iterdir()) == [dump.name, dump.name + ".json"]
     meta = json.loads(Path(str(dump) + ".json").read_text())
     assert meta["tables"]["customers"]["rows"] == 1
-    assert meta["tables"]["audit_log"]["rows"] == 3  # check, qualification, notification
+    assert meta["tables"]["audit_log"]["rows"] == 4  # customer, check, qualification, notification
     target = source.with_database(f"pn_restore_{os.getpid()}")
     drop_database(database_url, target.database)
     try:

@@ -1,5 +1,6 @@
-"""Database roles: the worker cannot change audit rows, reporting cannot write, and the
-append-only bypass needs the maintenance role. Role names carry this session's pid."""
+"""Database roles: the worker cannot write audit rows except through audit_record(),
+reporting cannot write, and no role has a bypass of the append-only rule. Role names
+carry this session's pid."""
 
 from __future__ import annotations
 
@@ -18,10 +19,6 @@ NAMES = roles.RoleNames.for_prefix(f"pn_t{os.getpid()}")
 @pytest.fixture
 def applied(db: Engine) -> Iterator[Engine]:
     with db.begin() as conn:
-        # roles.apply replaces audit_log_append_only(); keep the migrated one to restore.
-        migrated = conn.scalar(
-            text("SELECT pg_get_functiondef('audit_log_append_only()'::regprocedure)")
-        )
         conn.execute(
             text(
                 "INSERT INTO audit_log (entity_type, operation) VALUES ('Test', 'PROCESS');"
@@ -36,7 +33,6 @@ def applied(db: Engine) -> Iterator[Engine]:
     yield db
     with Session(db) as s, s.begin():
         roles.drop(s, NAMES)
-        s.execute(text(migrated))  # leave the database as migrated
 
 
 def _as(conn: Connection, role: str, sql: str, maintenance: bool = False) -> None:
@@ -62,7 +58,8 @@ def _allowed(engine: Engine, role: str, sql: str, maintenance: bool = False) -> 
 
 def test_worker_can_write_business_rows_and_append_audit(applied: Engine) -> None:
     _allowed(applied, NAMES.worker, "UPDATE customers SET first_name = 'C'")
-    _allowed(
+    _allowed(applied, NAMES.worker, "SELECT public.audit_record('X', NULL, 'P', 'S', NULL)")
+    assert "permission denied" in _refused(
         applied, NAMES.worker, "INSERT INTO audit_log (entity_type, operation) VALUES ('X', 'P')"
     )
     _allowed(applied, NAMES.worker, "SELECT count(*) FROM audit_log")
@@ -130,11 +127,13 @@ def test_reporting_reads_but_cannot_write(applied: Engine) -> None:
         assert "permission denied" in _refused(applied, NAMES.reporting, sql)
 
 
-def test_bypass_requires_the_maintenance_role(applied: Engine) -> None:
-    # Maintenance, with the setting: allowed. Without it: the trigger refuses.
-    _allowed(applied, NAMES.maintenance, "UPDATE audit_log SET details = '{}'", maintenance=True)
-    assert "append-only" in _refused(applied, NAMES.maintenance, "DELETE FROM audit_log")
-    # A role that somehow got UPDATE on audit_log still cannot use the bypass.
+def test_no_role_has_a_bypass(applied: Engine) -> None:
+    # The setting that used to open the append-only trigger opens nothing any more.
+    for role in (NAMES.maintenance, NAMES.worker):
+        assert "permission denied" in _refused(
+            applied, role, "UPDATE audit_log SET details = '{}'", maintenance=True
+        )
+    # A role that somehow got UPDATE on audit_log still meets the trigger.
     with applied.begin() as conn:
         conn.execute(text(f"GRANT UPDATE ON audit_log TO {NAMES.worker}"))
     assert "append-only" in _refused(
@@ -153,4 +152,4 @@ def test_apply_is_idempotent_and_cli_prints_sql(applied: Engine) -> None:
         assert roles.owner(s)
     result = CliRunner().invoke(cli, ["db", "roles", "--prefix", "pn_x", "--show-sql"])
     assert result.exit_code == 0
-    assert "GRANT SELECT, INSERT ON audit_log TO pn_x_worker;" in result.output
+    assert "GRANT SELECT ON audit_log, audit_seals TO pn_x_worker;" in result.output

@@ -21,6 +21,12 @@ OPERATIONAL_TABLES = (
     "job_runs",
     "job_shards",
 )
+RECORD_FUNCTION = "public.audit_record(text, uuid, text, text, jsonb, uuid, text)"
+MAINTENANCE_FUNCTIONS = (
+    "public.audit_archive(uuid[])",
+    "public.audit_retire(uuid[])",
+    "public.audit_redact(text, uuid, jsonb, jsonb, jsonb)",
+)
 ARCHIVE_TABLES = (
     "daily_balance_checks_archive",
     "monthly_qualifications_archive",
@@ -28,26 +34,6 @@ ARCHIVE_TABLES = (
     "delivery_status_archive",
     "audit_log_archive",
 )
-
-
-def append_only_function(maintenance_role: str) -> str:
-    """audit_log_append_only(), with the bypass limited to the maintenance role."""
-    return f"""
-CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF current_setting('app.audit_maintenance', true) = 'on' AND (
-        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-        OR (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{maintenance_role}')
-            AND pg_has_role(current_user, '{maintenance_role}', 'MEMBER'))
-    ) THEN
-        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-    END IF;
-    RAISE EXCEPTION 'audit_log is append-only: % is not allowed', TG_OP
-        USING ERRCODE = 'insufficient_privilege';
-END;
-$$;
-"""
 
 
 def grant_statements(
@@ -71,24 +57,25 @@ def grant_statements(
         f"GRANT USAGE ON SCHEMA {schema} TO {w}, {m}, {r}",
         # worker
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON {ops} TO {w}",
-        f"GRANT SELECT, INSERT ON audit_log TO {w}",
+        # audit_log: read only; rows come from the triggers and audit_record() (0010).
+        f"GRANT SELECT ON audit_log, audit_seals TO {w}",
+        f"GRANT EXECUTE ON FUNCTION {RECORD_FUNCTION} TO {w}",
         f"GRANT SELECT ON {archives}, alembic_version TO {w}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {w}",
         # The qualification run decides into a transaction-local table (even where a
         # hardened database has revoked TEMPORARY from PUBLIC).
         f'GRANT TEMPORARY ON DATABASE "{database}" TO {w}',
-        # maintenance = worker + archives + the audit bypass
+        # maintenance = worker + archives (no DELETE: append-only) + the audit writer's
+        # archival and redaction functions
         f"GRANT {w} TO {m}",
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {archives} TO {m}",
-        f"GRANT UPDATE, DELETE ON audit_log TO {m}",
+        f"GRANT SELECT, INSERT, UPDATE ON {archives} TO {m}",
+        f"REVOKE INSERT, UPDATE ON audit_log_archive FROM {m}",
+        *(f"GRANT EXECUTE ON FUNCTION {f} TO {m}" for f in MAINTENANCE_FUNCTIONS),
         # reporting: read only, even if someone grants it more later
         f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {r}",
         f"ALTER ROLE {r} SET default_transaction_read_only = on",
         # tables the migration owner creates later
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO {r}",
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} "
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {m}",
-        append_only_function(m),
     ]
     return sql
 
