@@ -222,6 +222,4 @@ def parse_heads(document: dict[str, Any]) -> dict[date, tuple[int, bytes]]:
     """The heads of an exported document (``chain_heads``, or a backup's ``.json``
     sidecar), for ``verify``'s ``expected_heads``."""
     listed = document.get("heads", document.get("audit_chain_heads", []))
-    return {
-        date.fromisoformat(h["day"]): (int(h["seq"]), bytes.fromhex(h["seal"])) for h in listed
-    }
+    return {date.fromisoformat(h["day"]): (int(h["seq"]), bytes.fromhex(h["seal"])) for h in listed}

@@ -136,8 +136,11 @@ class RoleNames:
         return [self.owner, *(self.group(s) for s in SERVICE_GRANTS)]
 
 
-def statements(names: RoleNames, database: str, schema: str = "public") -> list[str]:
-    """The DDL/DCL, in order. Every statement is safe to repeat."""
+def statements(
+    names: RoleNames, database: str, schema: str = "public", migrated: bool = True
+) -> list[str]:
+    """The DDL/DCL, in order. Every statement is safe to repeat. Before the first
+    migration (``migrated`` False) only the roles and the owner's rights."""
     return repository.grant_statements(
         names.owner,
         {names.group(s): g for s, g in SERVICE_GRANTS.items()},
@@ -148,6 +151,7 @@ def statements(names: RoleNames, database: str, schema: str = "public") -> list[
         read_only=[names.group(s) for s in READ_ONLY],
         database=database,
         schema=schema,
+        migrated=migrated,
     )
 
 
@@ -155,7 +159,9 @@ def apply(session: Session, names: RoleNames, logins: Path | None = None) -> lis
     """Create or update the roles and grants in the caller's transaction; with ``logins``
     also the login roles whose password files are there (returns the statements run,
     passwords left out)."""
-    done = statements(names, repository.current_database(session))
+    done = statements(
+        names, repository.current_database(session), migrated=repository.migrated(session)
+    )
     repository.execute_all(session, done)
     if logins is not None:
         for service in ("owner", *SERVICE_GRANTS):

@@ -6,10 +6,17 @@ the audit trail records as ``db_user`` is who really acted.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
+from alembic import command
+from app.maintenance import roles
 from tests.security.conftest import NAMES, LoginFactory
 from tests.support.factories import create_check, create_customer
 
@@ -160,36 +167,32 @@ def test_archives_are_append_only(session: Session, login: LoginFactory, superus
     assert "append-only" in _refused(superuser, "UPDATE audit_log_archive SET user_id = 'x'")
 
 
-def test_migrations_run_as_a_non_superuser_owner(database_url: str) -> None:
-    """The owner `db roles` creates can run every migration (and back) without being a
-    superuser; the audit functions end up owned by the NOLOGIN writer."""
-    import os
-
-    from sqlalchemy.engine import make_url
-
-    from alembic import command
+def test_the_compose_flow_runs_migrations_as_the_non_superuser_owner(
+    database_url: str, service_roles: None, tmp_path: Path
+) -> None:
+    """roles (bootstrap) -> migrate as <prefix>_owner -> roles again -> a service works.
+    The owner is no superuser; the audit functions end up owned by the NOLOGIN writer."""
     from app.cli.db import alembic_config
-    from tests.conftest import drop_database
+    from tests.conftest import drop_database, recreate_database
 
-    owner, database = f"pn_o{os.getpid()}", f"pn_test_{os.getpid()}_owner"
-    admin = create_admin(database_url)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}"'))
-        conn.execute(text(f"DROP ROLE IF EXISTS {owner}"))
-        conn.execute(text(f"CREATE ROLE {owner} LOGIN NOSUPERUSER NOCREATEDB CREATEROLE"))
-        conn.execute(text(f'CREATE DATABASE "{database}" OWNER {owner}'))
-    url = make_url(database_url).set(username=owner, database=database)
-    config = alembic_config(url.render_as_string(hide_password=False))
-    config.attributes["configure_logger"] = False
+    (tmp_path / "owner").write_text("pw-owner\n")
+    (tmp_path / "balances").write_text("pw-balances\n")
+    url = make_url(recreate_database(database_url, f"pn_test_{os.getpid()}_owner"))
+    admin = create_engine(url, poolclass=NullPool)
+    owner_url = url.set(username=NAMES.owner, password="pw-owner")
     try:
+        with Session(admin) as s, s.begin():
+            roles.apply(s, NAMES, logins=tmp_path)  # no schema yet: roles and logins only
+        config = alembic_config(owner_url.render_as_string(hide_password=False))
+        config.attributes["configure_logger"] = False
         command.upgrade(config, "head")
         command.downgrade(config, "base")
         command.upgrade(config, "head")
-        from sqlalchemy import create_engine
-
-        check = create_engine(url)
-        with check.connect() as conn:
-            owners = (
+        with Session(admin) as s, s.begin():
+            roles.apply(s, NAMES, logins=tmp_path)
+            assert roles.owners_problem(s, NAMES) is None
+        with admin.connect() as conn:
+            definers = (
                 conn.execute(
                     text(
                         "SELECT DISTINCT proowner::regrole::text FROM pg_proc"
@@ -206,18 +209,20 @@ def test_migrations_run_as_a_non_superuser_owner(database_url: str) -> None:
                 .scalars()
                 .all()
             )
-        check.dispose()
-        assert owners == ["pn_audit_writer"] and tables == [owner]
-    finally:
-        drop_database(database_url, database)
+            superuser = conn.scalar(
+                text("SELECT rolsuper FROM pg_roles WHERE rolname = :r"), {"r": NAMES.owner}
+            )
+        assert definers == ["pn_audit_writer"] and tables == [NAMES.owner] and not superuser
+        worker = create_engine(
+            url.set(username=NAMES.login("balances"), password="pw-balances"), poolclass=NullPool
+        )
+        with worker.begin() as conn:
+            conn.execute(text("SELECT public.audit_record('Probe', NULL, 'PROCESS', 'test', NULL)"))
+        worker.dispose()
         with admin.connect() as conn:
-            conn.execute(text(f"DROP ROLE IF EXISTS {owner}"))
+            assert conn.scalar(text("SELECT count(*) FROM audit_seals")) == 1
+    finally:
         admin.dispose()
-
-
-def create_admin(database_url: str) -> Engine:
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    url = make_url(database_url).set(database="postgres")
-    return create_engine(url, isolation_level="AUTOCOMMIT")
+        drop_database(database_url, url.database or "")
+        with Session(create_engine(database_url, poolclass=NullPool)) as s, s.begin():
+            s.execute(text(f"REVOKE ALL ON SCHEMA public FROM {NAMES.owner}"))

@@ -41,12 +41,23 @@ def grant_statements(
     read_only: Sequence[str],
     database: str,
     schema: str = "public",
+    migrated: bool = True,
 ) -> list[str]:
-    """The DDL/DCL for the owner and the service groups, in order. Safe to repeat."""
+    """The DDL/DCL for the owner and the service groups, in order. Safe to repeat.
+    ``migrated`` False (no schema yet): only the roles and the owner's rights."""
     groups = list(grants)
     everyone = ", ".join(groups)
     sql = [_create(owner, "NOLOGIN NOSUPERUSER NOCREATEDB CREATEROLE")]
     sql += [_create(g) for g in groups]
+    sql += [
+        # Only the owner creates objects (PostgreSQL 15 no longer lets PUBLIC).
+        f"REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC",
+        # With grant option: migration 0010 hands CREATE to the audit writer for a moment.
+        f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {owner} WITH GRANT OPTION",
+        f'GRANT CONNECT ON DATABASE "{database}" TO {owner}',
+    ]
+    if not migrated:  # before the first migration: the roles alone (the owner runs it)
+        return sql
     sql += [
         # Start from nothing, so a re-run also revokes drift (tables and functions).
         f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {everyone}",
@@ -55,9 +66,6 @@ def grant_statements(
         f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC, {everyone}',
         f'GRANT CONNECT ON DATABASE "{database}" TO {everyone}',
         f"GRANT USAGE ON SCHEMA {schema} TO {everyone}",
-        # Only the owner creates objects (PostgreSQL 15 no longer lets PUBLIC).
-        f"REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC",
-        f"GRANT CREATE ON SCHEMA {schema} TO {owner}",
         f"GRANT SELECT ON {schema}.alembic_version TO {everyone}",
         f"GRANT INSERT ON {schema}.system_events TO {everyone}",
     ]
@@ -73,6 +81,15 @@ def grant_statements(
         sql += [f"GRANT {r} TO {group}" for r in roles]
     sql += [f"ALTER ROLE {g} SET default_transaction_read_only = on" for g in read_only]
     return sql
+
+
+def migrated(session: Session, schema: str = "public") -> bool:
+    """Whether the migrations have run (alembic_version exists)."""
+    return bool(
+        session.scalar(
+            text("SELECT to_regclass(:t) IS NOT NULL"), {"t": f"{schema}.alembic_version"}
+        )
+    )
 
 
 def current_database(session: Session) -> str:
