@@ -24,7 +24,8 @@
   (``current_user = pn_audit_writer``): retention archival (``audit_archive`` then
   ``audit_retire``, which deletes only rows the archive holds with the same hash) and
   GDPR redaction (``audit_redact``, itself recorded). TRUNCATE is always refused. The
-  other archives refuse DELETE and TRUNCATE.
+  other archives refuse DELETE and TRUNCATE; callback_receipts and customer_opt_outs
+  (0003, 0008) no longer honour the setting either.
 
 Self-contained: nothing is imported from app/. Works whether audit_log is a plain or a
 partitioned table (triggers on the parent; no ctid, no unique constraint on audit_log).
@@ -359,6 +360,30 @@ END;
 $$;
 """
 
+# 0003 and 0008's append-only functions honoured the same setting: no longer.
+OTHER_APPEND_ONLY = ("callback_receipts", "customer_opt_outs")
+_NO_BYPASS = """
+CREATE OR REPLACE FUNCTION public.{table}_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    RAISE EXCEPTION '{table} is append-only (% refused)', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$
+"""
+_GUC_BYPASS = """
+CREATE OR REPLACE FUNCTION public.{table}_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    IF coalesce(current_setting('app.audit_maintenance', true), '') = 'on' THEN
+        RETURN COALESCE(OLD, NEW);
+    END IF;
+    RAISE EXCEPTION '{table} is append-only (% refused)', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$
+"""
+
 ARCHIVE_NO_DELETE = """
 CREATE FUNCTION public.archive_no_delete() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -467,6 +492,8 @@ def upgrade() -> None:
     op.execute(REDACT_FUNCTION)
     op.execute(APPEND_ONLY_V3)
     op.execute(ARCHIVE_NO_DELETE)
+    for table in OTHER_APPEND_ONLY:
+        op.execute(_NO_BYPASS.format(table=table))
     # The writer: exactly what its functions do, nothing else.
     op.execute(
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON public.audit_log, public.audit_log_archive, "
@@ -542,6 +569,8 @@ def downgrade() -> None:
     op.execute("GRANT EXECUTE ON FUNCTION public.audit_statement() TO PUBLIC")
     op.execute(AUDIT_FUNCTION_V2)  # CREATE OR REPLACE: invoker again, no SET
     op.execute(APPEND_ONLY_V1)
+    for table in OTHER_APPEND_ONLY:
+        op.execute(_GUC_BYPASS.format(table=table))
     op.execute("DROP TABLE public.audit_seals, public.audit_pending_seals")
     op.execute("DROP SEQUENCE public.audit_statement_seq")
     for function in DEFINER_FUNCTIONS[1:]:
