@@ -46,7 +46,9 @@ depends_on: str | Sequence[str] | None = None
 
 WRITER = "pn_audit_writer"
 SEAL_LOCK_CLASS = 1886281077  # 'pnau': pg_advisory_xact_lock(class, day number)
-PIN = "SET search_path = pg_catalog, pg_temp SET \"TimeZone\" = 'UTC'"
+PIN = (
+    "SET search_path = pg_catalog, pg_temp SET \"TimeZone\" = 'UTC' SET \"DateStyle\" = 'ISO, YMD'"
+)
 AUDIT_TABLES = ("audit_log", "audit_log_archive")
 OTHER_ARCHIVES = (
     "daily_balance_checks_archive",
@@ -97,17 +99,18 @@ CREATE TABLE public.audit_seals (
 );
 """
 
-# The row hash: sha256 of a JSON array of the row's columns (jsonb's text form is
-# canonical; NULLs are explicit). An inlinable SQL function (no SET, not a definer), so
-# the statement trigger's one INSERT ... SELECT pays no call per row. `audit verify`
-# recomputes the same expression itself (app/audit/repository.py).
+# The row hash: sha256 of the text of a record of the row's columns (quoted, NULLs
+# empty and unquoted; jsonb's text form is canonical; timestamps in ISO, which every
+# caller pins with DateStyle). An inlinable SQL function (no SET, not a definer), so the
+# statement trigger's one INSERT ... SELECT pays no call per row. `audit verify`
+# recomputes the same expression itself (app/maintenance/repository/audit_chain.py).
 ROW_HASH = """
 CREATE FUNCTION public.audit_row_hash(
     p_id uuid, p_entity_type text, p_entity_id uuid, p_operation text, p_old jsonb,
     p_new jsonb, p_correlation uuid, p_user text, p_service text, p_ts timestamp,
     p_details jsonb, p_db_user text, p_statement bigint
 ) RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.jsonb_build_array(
+    SELECT pg_catalog.sha256(pg_catalog.convert_to(ROW(
         p_id, p_entity_type, p_entity_id, p_operation, p_old, p_new, p_correlation, p_user,
         p_service, p_ts, p_details, p_db_user, p_statement)::text, 'UTF8'))
 $$;

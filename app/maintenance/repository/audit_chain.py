@@ -16,11 +16,12 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 _HASH = (
-    "pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.jsonb_build_array("
+    "pg_catalog.sha256(pg_catalog.convert_to(ROW("
     "id, entity_type::text, entity_id, operation::text, old_values, new_values, "
     'correlation_id, user_id::text, service_name::text, "timestamp", details, '
     "db_user::text, statement_id)::text, 'UTF8'))"
 )
+_DATESTYLE = text("SET LOCAL \"DateStyle\" = 'ISO, YMD'")  # as the audit functions pin it
 _COLUMNS = f'id, statement_id, row_hash, "timestamp", {_HASH} AS computed'
 _RANGE = '"timestamp" >= :start AND "timestamp" < :end'
 
@@ -118,7 +119,9 @@ def _window(first: date, last: date) -> dict[str, datetime]:
 
 
 def bounds(session: Session) -> tuple[date | None, date | None]:
-    """The first and last day anything was audited (None, None on an empty trail)."""
+    """The first and last day anything was audited (None, None on an empty trail); pins
+    the transaction's DateStyle first, as the audit functions do (the hash's timestamps)."""
+    session.execute(_DATESTYLE)
     row = session.execute(_BOUNDS).one()
     return row[0], row[1]
 
