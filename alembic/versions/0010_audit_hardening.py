@@ -99,20 +99,61 @@ CREATE TABLE public.audit_seals (
 );
 """
 
-# The row hash: sha256 of the text of a record of the row's columns (quoted, NULLs
-# empty and unquoted; jsonb's text form is canonical; timestamps in ISO, which every
-# caller pins with DateStyle). An inlinable SQL function (no SET, not a definer), so the
-# statement trigger's one INSERT ... SELECT pays no call per row. `audit verify`
-# recomputes the same expression itself (app/maintenance/repository/audit_chain.py).
-ROW_HASH = """
+
+# The row hash: sha256 over one line of text, the row's columns in a fixed order joined
+# by '|': uuids and the statement id as text, NULL as '-', the JSON documents as jsonb's
+# canonical text (valid JSON never contains a bare '|' nor starts with '-|', so they
+# need no length), every other text as <octet length>:<text>, the timestamp in ISO
+# (every caller pins DateStyle). The statement-wide columns come last, so a trigger
+# computes that tail once per statement (``_suffix``) and concat() builds each line in
+# one pass. `audit verify` recomputes the same expression itself
+# (app/maintenance/repository/audit_chain.py).
+def _text(value: str) -> str:
+    return f"coalesce(octet_length({value})::text || ':' || {value}, '-')"
+
+
+def _suffix(*columns: str) -> str:
+    """'|' and the statement-wide columns: entity_type, operation, user_id, service_name,
+    timestamp, db_user, statement_id (as SQL expressions)."""
+    entity_type, operation, user, service, ts, db_user, statement = columns
+    parts = [_text(entity_type), _text(operation), _text(user), _text(service)]
+    parts += [f"coalesce({ts}::text, '-')", _text(db_user), f"coalesce({statement}::text, '-')"]
+    return " || '|' || ".join(["''", *parts])
+
+
+def _row_hash(*columns: str) -> str:
+    """id, entity_id, correlation_id, old_values, new_values, details, then ``_suffix``."""
+    id_, entity_id, correlation, old, new, details, suffix = columns
+    fields = [id_, entity_id, correlation, old, new, details]
+    line = ", '|', ".join(f"coalesce({f}::text, '-')" for f in fields)
+    return f"pg_catalog.sha256(pg_catalog.convert_to(concat({line}, {suffix}), 'UTF8'))"
+
+
+ROW_HASH = f"""
 CREATE FUNCTION public.audit_row_hash(
     p_id uuid, p_entity_type text, p_entity_id uuid, p_operation text, p_old jsonb,
     p_new jsonb, p_correlation uuid, p_user text, p_service text, p_ts timestamp,
     p_details jsonb, p_db_user text, p_statement bigint
 ) RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT pg_catalog.sha256(pg_catalog.convert_to(ROW(
-        p_id, p_entity_type, p_entity_id, p_operation, p_old, p_new, p_correlation, p_user,
-        p_service, p_ts, p_details, p_db_user, p_statement)::text, 'UTF8'))
+    SELECT {
+    _row_hash(
+        "p_id",
+        "p_entity_id",
+        "p_correlation",
+        "p_old",
+        "p_new",
+        "p_details",
+        _suffix(
+            "p_entity_type",
+            "p_operation",
+            "p_user",
+            "p_service",
+            "p_ts",
+            "p_db_user",
+            "p_statement",
+        ),
+    )
+}
 $$;
 """
 
@@ -131,21 +172,26 @@ $$;
 
 # The INSERT of a statement's audit rows and its pending seal, one SQL statement.
 # {changes} yields entity_id, old_values, new_values, correlation_id, details.
-_WRITE_ROWS = """
+_WRITE_ROWS = (
+    """
         WITH ins AS (
             INSERT INTO public.audit_log (id, entity_type, entity_id, operation, old_values,
                 new_values, correlation_id, user_id, service_name, "timestamp", details,
                 db_user, statement_id, row_hash)
-            SELECT r.id, r.entity_type, r.entity_id, r.operation, r.old_values, r.new_values,
-                   r.correlation_id, r.user_id, r.service_name, r.ts, r.details, r.db_user,
-                   r.statement_id,
-                   public.audit_row_hash(r.id, r.entity_type, r.entity_id, r.operation,
-                       r.old_values, r.new_values, r.correlation_id, r.user_id,
-                       r.service_name, r.ts, r.details, r.db_user, r.statement_id)
-            FROM (SELECT public.uuid_generate_v7() AS id, {entity_type} AS entity_type,
-                         c.entity_id, {operation} AS operation, c.old_values, c.new_values,
-                         c.correlation_id, tx_user AS user_id, {service} AS service_name,
-                         stamp AS ts, c.details, login AS db_user, sid AS statement_id
+            SELECT r.id, {entity_type}, r.entity_id, {operation}, r.old_values, r.new_values,
+                   r.correlation_id, tx_user, {service}, stamp, r.details, login, sid,
+                   """
+    + _row_hash(
+        "r.id",
+        "r.entity_id",
+        "r.correlation_id",
+        "r.old_values",
+        "r.new_values",
+        "r.details",
+        "line_tail",
+    )
+    + """
+            FROM (SELECT public.uuid_generate_v7() AS id, c.*
                   FROM ({changes}) c OFFSET 0) r
             RETURNING id, row_hash
         )
@@ -154,14 +200,15 @@ _WRITE_ROWS = """
                pg_catalog.sha256(pg_catalog.string_agg(i.row_hash, ''::bytea ORDER BY i.id))
         FROM ins i HAVING count(*) > 0;
 """
+)
 
 _INSERTED = """
-            SELECT (d.doc ->> 'id')::uuid AS entity_id, NULL::jsonb AS old_values,
+            SELECT d.id AS entity_id, NULL::jsonb AS old_values,
                    d.doc - excluded AS new_values,
                    COALESCE((d.doc ->> 'correlation_id')::uuid, tx_correlation)
                        AS correlation_id,
                    NULL::jsonb AS details
-            FROM (SELECT to_jsonb(n) AS doc FROM new_rows n OFFSET 0) d"""
+            FROM (SELECT n.id, to_jsonb(n) AS doc FROM new_rows n OFFSET 0) d"""
 
 _UPDATED = """
             SELECT j.id AS entity_id, j.old_doc - excluded AS old_values,
@@ -178,12 +225,12 @@ _UPDATED = """
             WHERE (j.new_doc - 'updated_at') IS DISTINCT FROM (j.old_doc - 'updated_at')"""
 
 _DELETED = """
-            SELECT (d.doc ->> 'id')::uuid AS entity_id, d.doc - excluded AS old_values,
+            SELECT d.id AS entity_id, d.doc - excluded AS old_values,
                    NULL::jsonb AS new_values,
                    COALESCE(tx_correlation, (d.doc ->> 'correlation_id')::uuid)
                        AS correlation_id,
                    NULL::jsonb AS details
-            FROM (SELECT to_jsonb(o) AS doc FROM old_rows o OFFSET 0) d"""
+            FROM (SELECT o.id, to_jsonb(o) AS doc FROM old_rows o OFFSET 0) d"""
 
 
 def _rows(changes: str) -> str:
@@ -194,6 +241,11 @@ def _rows(changes: str) -> str:
         changes=changes,
     )
 
+
+_TRIGGER_TAIL = _suffix("TG_ARGV[0]", "TG_OP", "tx_user", "TG_ARGV[1]", "stamp", "login", "sid")
+_RECORD_TAIL = _suffix(
+    "p_entity_type", "p_operation", "tx_user", "p_service_name", "stamp", "login", "sid"
+)
 
 # audit_statement() v3: 0002's contract (one row per affected row, personal columns
 # out), now for DELETE too, as the writer, sealed.
@@ -207,6 +259,7 @@ DECLARE
     login text := session_user;
     stamp timestamp := LOCALTIMESTAMP;
     sid bigint := nextval('public.audit_statement_seq');
+    line_tail text := {_TRIGGER_TAIL};
 BEGIN
     IF TG_OP = 'INSERT' THEN
 {_rows(_INSERTED)}
@@ -244,6 +297,7 @@ DECLARE
     login text := session_user;
     stamp timestamp := LOCALTIMESTAMP;
     sid bigint := nextval('public.audit_statement_seq');
+    line_tail text := {_RECORD_TAIL};
 BEGIN
 {_RECORD_ROW}
 END;

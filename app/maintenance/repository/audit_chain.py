@@ -15,12 +15,31 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-_HASH = (
-    "pg_catalog.sha256(pg_catalog.convert_to(ROW("
-    "id, entity_type::text, entity_id, operation::text, old_values, new_values, "
-    'correlation_id, user_id::text, service_name::text, "timestamp", details, '
-    "db_user::text, statement_id)::text, 'UTF8'))"
+
+def _text(column: str) -> str:
+    return f"coalesce(octet_length({column})::text || ':' || {column}, '-')"
+
+
+# The row hash as migration 0010 defines it (audit_row_hash(), and the triggers' inlined
+# copy): the per-row columns joined by '|' (NULL as '-'), then the statement-wide ones,
+# texts length-prefixed; sha256 of that line.
+_LINE_HEAD = ", '|', ".join(
+    f"coalesce({c}::text, '-')"
+    for c in ("id", "entity_id", "correlation_id", "old_values", "new_values", "details")
 )
+_LINE_TAIL = " || '|' || ".join(
+    [
+        "''",
+        _text("entity_type"),
+        _text("operation"),
+        _text("user_id"),
+        _text("service_name"),
+        "coalesce(\"timestamp\"::text, '-')",
+        _text("db_user"),
+        "coalesce(statement_id::text, '-')",
+    ]
+)
+_HASH = f"pg_catalog.sha256(pg_catalog.convert_to(concat({_LINE_HEAD}, {_LINE_TAIL}), 'UTF8'))"
 _DATESTYLE = text("SET LOCAL \"DateStyle\" = 'ISO, YMD'")  # as the audit functions pin it
 _COLUMNS = f'id, statement_id, row_hash, "timestamp", {_HASH} AS computed'
 _RANGE = '"timestamp" >= :start AND "timestamp" < :end'
