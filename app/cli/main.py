@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "app.cli.retention",
     "app.cli.ops_db",
     "app.cli.ops_backup",
+    "app.cli.audit",
     "app.cli.delivery",
     # The tooling (demo, simulators): the one place production code loads app/devtools.
     "app.devtools.cli",

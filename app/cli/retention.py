@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Any
 
 import typer
 
-from app.cli.common import OutputFormat, UserError, emit_rows, err_console
+from app.cli.common import OutputFormat, UserError, emit_rows, err_console, operator
 from app.cli.groups import enqueue_app, run_app
-
-
-def _operator() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
 
 _FMT_OPT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
 
@@ -39,7 +30,7 @@ def run_retention(
                 tasks[step] = bar.add_task(f"archive {step}", total=total)
             bar.update(tasks[step], completed=done, total=total)
 
-        result = retention.run(session_scope, triggered_by=_operator(), progress=progress)
+        result = retention.run(session_scope, triggered_by=operator(), progress=progress)
     if result.skipped:  # nothing done: an operator's situation, not an internal failure
         raise UserError(f"nothing done: {result.skipped}")
     rows = [{"table": t, "action": "archived", "rows": n} for t, n in result.moved.items()]
@@ -61,5 +52,5 @@ def enqueue_retention() -> None:
     # Lazily: only enqueueing commands load the worker runtime.
     from worker.actors.maintenance import retention_run
 
-    message = retention_run.send(_operator())
+    message = retention_run.send(operator())
     typer.echo(f"enqueued retention: message {message.message_id}")

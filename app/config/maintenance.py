@@ -43,7 +43,7 @@ class MaintenanceSettings(BaseModel):
     db_role_prefix: str = Field(
         default="pn",
         pattern=r"^[a-z][a-z0-9_]{0,40}$",
-        description="Prefix of the database roles `db roles` manages (<prefix>_worker, ...).",
+        description="Prefix of the roles `db roles` manages (<prefix>_owner, _balances, ...).",
     )
     backup_dir: Path = Field(
         default=PROJECT_ROOT / ".data" / "backups",

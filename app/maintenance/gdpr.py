@@ -10,9 +10,9 @@ balance checks, qualifications and SMS records are compliance records kept 7 yea
 ``anonymise=True`` also replaces names, phone, email and message bodies with fixed
 placeholders (irreversible: nothing derived from the old values is kept), in hot and
 archive tables, and scrubs any remaining occurrence of those values from audit JSON.
-audit_log is append-only, so that scrub runs as a privileged maintenance transaction
-(``SET LOCAL app.audit_maintenance = 'on'``; with `db roles` applied the trigger also
-requires membership of the maintenance role). Both operations write their own audit row
+audit_log is append-only, so that scrub goes through the audit writer's ``audit_redact()``
+(migration 0010), which records each redaction so that ``audit verify`` accepts the new
+content (docs/security.md). Both operations write their own audit row
 with ids and counts only. The account number is kept: it is the bank's own reference
 that ties the kept compliance rows to the account.
 """
@@ -123,17 +123,16 @@ def scrub_audit(session: Session, cid: uuid.UUID, values: list[str]) -> int:
     """Replace the customer's personal values inside audit JSON (hot and archive).
 
     Candidates are found in SQL (the JSON text contains one of the values), rewritten
-    in Python (a JSON walk: keys and strings), and written back in a privileged
-    maintenance transaction, since the append-only trigger refuses UPDATE otherwise.
+    in Python (a JSON walk: keys and strings), and written back through the audit
+    writer's ``audit_redact()`` (the append-only trigger refuses any other UPDATE).
     """
     if not values:
         return 0
     pattern = re.compile("|".join(re.escape(v) for v in values), re.IGNORECASE)
-    audit_repository.set_audit_maintenance(session, True)
     candidates = repository.audit_rows_containing(session, values)
     for table, row in candidates:
         new = {col: _scrub(row[col], pattern) for col in ("old_values", "new_values", "details")}
-        repository.rewrite_audit_json(
+        audit_repository.redact_row(
             session,
             table,
             row["id"],
@@ -141,7 +140,6 @@ def scrub_audit(session: Session, cid: uuid.UUID, values: list[str]) -> int:
             new=_dumps(new["new_values"]),
             details=_dumps(new["details"]),
         )
-    audit_repository.set_audit_maintenance(session, False)
     return len(candidates)
 
 

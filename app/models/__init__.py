@@ -2,7 +2,7 @@
 
 from app.db.base import Base
 from app.models.archive import ARCHIVE_TABLES
-from app.models.audit import AuditLog
+from app.models.audit import AuditLog, AuditSeal
 from app.models.balance_check import DailyBalanceCheck
 from app.models.callback_receipt import CallbackReceipt
 from app.models.customer import Customer
@@ -28,6 +28,7 @@ __all__ = [
     "ARCHIVE_TABLES",
     "SEED_TABLES",
     "AuditLog",
+    "AuditSeal",
     "Base",
     "CallbackReceipt",
     "Customer",

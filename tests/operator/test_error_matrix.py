@@ -137,6 +137,7 @@ COMMANDS: dict[str, Command] = {
         unwritable=("gdpr", "export", "--account", "A1", "--output", UNWRITABLE),
     ),
     "gdpr erase": Command(("gdpr", "erase", "--account", "A1")),
+    "audit verify": Command(("audit", "verify"), missing=("audit", "verify", "--heads", MISSING)),
     "serve callbacks": Command(
         ("serve", "callbacks", "--port", "1"),
         db=SERVER,

@@ -156,26 +156,5 @@ def audit_rows_containing(session: Session, values: Sequence[str]) -> list[tuple
     return found
 
 
-def rewrite_audit_json(
-    session: Session,
-    table: str,
-    row_id: uuid.UUID,
-    old: str | None,
-    new: str | None,
-    details: str | None,
-) -> None:
-    """Replace the JSON columns of one audit row (needs the maintenance bypass)."""
-    if table not in _AUDIT_TABLES:
-        raise ValueError(f"not an audit table: {table}")
-    session.execute(
-        text(
-            f"UPDATE {table} SET old_values = CAST(:old AS jsonb), "
-            "new_values = CAST(:new AS jsonb), details = CAST(:det AS jsonb) "
-            "WHERE id = :id"
-        ),
-        {"id": row_id, "old": old, "new": new, "det": details},
-    )
-
-
 def _like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

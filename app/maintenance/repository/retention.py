@@ -18,20 +18,21 @@ from typing import Any
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
-from app.maintenance.repository.audit import set_audit_maintenance
+from app.maintenance.repository.audit import archive_rows, retire_rows
 from app.models import ARCHIVE_TABLES, JobRun
 from app.models.enums import RunStatus
 
 JOB = "retention"
 LOCK_KEY = 0x706E5F7265746E  # "pn_retn": one retention run per database
 EXPORTED_THROUGH = "exported_through"
+AUDIT_TABLE = "audit_log"
 
 
 @dataclass(frozen=True)
 class Step:
     table: str
     predicate: str  # on alias t; parameters :cutoff (timestamp), :cutoff_date (date)
-    audit: bool = False  # audit_log: 2-year cutoff, privileged maintenance transaction
+    audit: bool = False  # audit_log: 2-year cutoff, moved by the audit writer's functions
 
 
 # In foreign-key order: each parent moves only once nothing in the hot table refers to it.
@@ -133,10 +134,8 @@ def finish_run(
 
 
 def begin_batch(session: Session, step: Step) -> None:
-    """Transaction settings of one archival batch: a lock timeout, and for the audit log
-    the append-only trigger's maintenance bypass."""
-    if step.audit:
-        set_audit_maintenance(session, True)
+    """Transaction settings of one archival batch: a lock timeout. (The audit log needs no
+    bypass: its rows move through the audit writer's functions.)"""
     session.execute(text("SET LOCAL lock_timeout = '10s'"))
 
 
@@ -161,6 +160,9 @@ def _archive_columns(table: str) -> str:
 
 def copy_to_archive(session: Session, table: str, ids: list[uuid.UUID]) -> None:
     """INSERT the rows into ``<table>_archive``; rows already there are left alone."""
+    if table == AUDIT_TABLE:
+        archive_rows(session, ids)
+        return
     columns = _archive_columns(table)
     session.execute(
         text(
@@ -182,7 +184,10 @@ def count_archived(session: Session, table: str, ids: list[uuid.UUID]) -> int:
 
 
 def delete_rows(session: Session, table: str, ids: list[uuid.UUID]) -> int:
-    """DELETE the rows from the hot table; returns how many went."""
+    """DELETE the rows from the hot table; returns how many went (audit rows: only those
+    the archive holds unchanged)."""
+    if table == AUDIT_TABLE:
+        return retire_rows(session, ids)
     return _rowcount(
         session.execute(text(f"DELETE FROM {table} WHERE id = ANY(:ids)"), {"ids": ids})
     )
