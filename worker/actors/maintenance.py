@@ -1,4 +1,8 @@
-"""Maintenance actors: the daily retention run and its periodic kick (queue 'maintenance').
+"""Maintenance actors: the daily retention run, the partitions kept ahead, their kicks.
+
+The partitions kick (PARTITIONS_KICK_TIME, 04:15 by default) creates the previous,
+current and next PARTITIONS_MONTHS_AHEAD months' partitions that are missing
+(idempotent: a duplicate kick creates nothing); retention runs also do it first.
 
 The kick fires at RETENTION_KICK_TIME in the scheduler's local time (run periodiq with
 TZ set to the bank's time zone). 04:30 by default: Israel's clocks change at 02:00, so
@@ -20,7 +24,8 @@ from periodiq import cron
 
 from app.config import get_settings
 from app.db.session import session_scope
-from app.maintenance import retention
+from app.maintenance import partitions, retention
+from app.months import local_today
 from worker.broker import actor
 from worker.enqueue import enqueue
 from worker.resources import Queue
@@ -28,8 +33,8 @@ from worker.resources import Queue
 log = logging.getLogger(__name__)
 
 
-def _kick_cron() -> str:
-    hour, minute = get_settings().retention_kick_time.split(":")
+def _kick_cron(at: str | None = None) -> str:
+    hour, minute = (at or get_settings().retention_kick_time).split(":")
     return f"{int(minute)} {int(hour)} * * *"
 
 
@@ -61,3 +66,23 @@ def retention_run(triggered_by: str = "worker") -> None:
 )
 def retention_kick() -> None:
     enqueue(retention_run, "scheduler")
+
+
+@actor("maintenance.partitions_ensure", Queue.MAINTENANCE, max_retries=3)
+def partitions_ensure(triggered_by: str = "worker") -> None:
+    settings = get_settings()
+    with session_scope() as session:
+        created = partitions.ensure_ahead(
+            session, local_today(settings.tz), settings.partitions_months_ahead
+        )
+    log.info("partitions (%s): created %s", triggered_by, created or "none")
+
+
+@actor(
+    "maintenance.partitions_kick",
+    Queue.MAINTENANCE,
+    periodic=cron(_kick_cron(get_settings().partitions_kick_time)),
+    max_retries=0,
+)
+def partitions_kick() -> None:
+    enqueue(partitions_ensure, "scheduler")
