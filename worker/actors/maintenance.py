@@ -10,10 +10,10 @@ TZ set to the bank's time zone). 04:30 by default: Israel's clocks change at 02:
 anything from 03:00 exists exactly once every day. It also keeps clear of the backup
 (03:30) and of the morning's business stages.
 
-Catching up is built in: retention is cumulative (each run archives everything past
-its cutoff and exports everything archived since the last finished run), so a day the
-scheduler missed is covered by the next run. The run itself is idempotent and holds an
-advisory lock, so a duplicate kick (periodiq restart inside the minute) is harmless.
+Catching up is built in: retention is cumulative (each run retires every month past
+its cutoff), so a day the scheduler missed is covered by the next run. The run itself
+is idempotent and holds an advisory lock, so a duplicate kick (periodiq restart inside
+the minute) is harmless.
 """
 
 from __future__ import annotations
@@ -50,11 +50,11 @@ def retention_run(triggered_by: str = "worker") -> None:
         log.info("retention: %s", result.skipped)
         return
     log.info(
-        "retention run %s: archived %s, events deleted %d, exported %d files",
+        "retention run %s: %d sets exported, %d partitions dropped, %d sets expired",
         result.run_id,
-        result.moved,
-        result.events_deleted,
-        len(result.exported_files),
+        len(result.exported),
+        len(result.dropped),
+        len(result.expired),
     )
 
 
