@@ -3,12 +3,13 @@
 Each table is converted in place: the old table is renamed (with its indexes and
 constraints), a partitioned parent is created under the seed's name with every seed
 index and constraint under its seed name, one partition per month is created covering
-the existing rows, the previous and current months and the next two, the rows are copied, the old
-table is dropped, and the triggers (statement-level audit triggers on
-daily_balance_checks, the append-only triggers on audit_log) and the grants are
-re-created on the new parent. There is no default partition: a row outside every
-partition fails with "no partition of relation ... found for row". The maintenance kick
-``maintenance.partitions_kick`` keeps at least the next two months created.
+the existing rows, the hot year before the current month, the current month and the
+next two, the rows are copied, the old table is dropped, and the triggers
+(statement-level audit triggers on daily_balance_checks, the append-only triggers on
+audit_log) and the grants are re-created on the new parent. There is no default
+partition: a row outside every partition fails with "no partition of relation ... found
+for row". The maintenance kick ``maintenance.partitions_kick`` keeps at least the next
+two months created.
 
 Departure from the seed (docs/decisions.md 12): the primary key of a partitioned table
 must contain the partition column, so the primary keys become (id, check_date),
@@ -210,8 +211,8 @@ def _convert(table: str, partitioned: bool) -> None:
             .one()
         )
         today = bounds[2]
-        previous = date.fromordinal(_month(today).toordinal() - 1)  # late files, gap repair
-        first = min(d for d in (bounds[0], previous) if d is not None)
+        hot = date(today.year - 1, today.month, 1)  # the hot year: late files, gap repair
+        first = min(d for d in (bounds[0], hot) if d is not None)
         last = max(d for d in (bounds[1], today) if d is not None)
         ahead = today
         for _ in range(MONTHS_AHEAD):

@@ -3,7 +3,8 @@
 Migration 0009 partitions daily_balance_checks (by check_date), audit_log (by its UTC
 "timestamp") and system_events (by created_at) by month, without a default partition:
 a row outside every partition fails loudly. ``ensure_ahead`` creates any missing
-partition from the previous month through ``months_ahead`` months after the current; it is
+partition of the hot window (the 12 months before the current one) through
+``months_ahead`` months after the current; it is
 idempotent (existing partitions are left alone) and run daily by the maintenance kick
 ``maintenance.partitions_kick`` and at the start of every retention run. Retention
 drops the old ones (app/maintenance/retention.py).
@@ -18,6 +19,8 @@ from sqlalchemy.orm import Session
 from app.maintenance.repository import partitions as repository
 from app.maintenance.repository.partitions import PARTITIONED, Partition
 from app.months import Month
+
+HOT_MONTHS = 12  # the hot year behind the current month
 
 __all__ = ["PARTITIONED", "Partition", "ensure_ahead", "ensure_range", "months_between"]
 
@@ -43,11 +46,16 @@ def ensure_range(session: Session, first: Month, last: Month) -> list[str]:
     return created
 
 
-def ensure_ahead(session: Session, today: date, months_ahead: int = 2) -> list[str]:
-    """The previous month's partitions (late files, gap repair on the 1st), the current
-    month's and the next ``months_ahead`` months'."""
-    first = Month.of(today).previous()
-    last = Month.of(today)
+def ensure_ahead(
+    session: Session, today: date, months_ahead: int = 2, months_back: int = HOT_MONTHS
+) -> list[str]:
+    """The hot window's partitions (the ``months_back`` months before the current one:
+    late files, gap repair, a replayed month) through ``months_ahead`` months ahead."""
+    current = Month.of(today)
+    first = current
+    for _ in range(months_back):
+        first = first.previous()
+    last = current
     for _ in range(months_ahead):
         last = Month.of(last.next_first)
     return ensure_range(session, first, last)

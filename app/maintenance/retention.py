@@ -136,7 +136,7 @@ def run(
             repository.abandon_running(session, now_utc)  # under the lock: dead runs'
             job = repository.start_run(session, today_local.isoformat(), triggered_by[:100])
             run_id, correlation = job.id, job.correlation_id
-            partitions.ensure_ahead(session, today_local, policy.months_ahead)
+            partitions.ensure_ahead(session, today_local, policy.months_ahead, months_back=0)
         result = RetentionResult(run_id=run_id, store=store.display(""))
         ctx = units.Context(transaction, store, str(run_id), correlation, triggered_by[:100])
         heartbeat = Heartbeat(transaction, run_id).start()

@@ -45,10 +45,10 @@ def test_a_row_outside_every_partition_fails_loudly(session: Session) -> None:
 
 
 def test_ensure_ahead_creates_the_missing_months_once(session: Session) -> None:
-    created = partitions.ensure_ahead(session, date(2031, 5, 17), months_ahead=2)
+    created = partitions.ensure_ahead(session, date(2031, 5, 17), months_ahead=2, months_back=1)
     session.commit()
     assert sorted(created) == sorted(f"{t}_p2031{m:02d}" for t in PARTITIONED for m in (4, 5, 6, 7))
-    assert partitions.ensure_ahead(session, date(2031, 5, 17), months_ahead=2) == []
+    assert partitions.ensure_ahead(session, date(2031, 5, 17), months_ahead=2, months_back=1) == []
     months = [p.month for p in list_partitions(session, "audit_log")]
     assert {Month(2031, 5), Month(2031, 6), Month(2031, 7)} <= set(months)
 

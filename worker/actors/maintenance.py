@@ -1,8 +1,9 @@
 """Maintenance actors: the daily retention run, the partitions kept ahead, their kicks.
 
-The partitions kick (PARTITIONS_KICK_TIME, 04:15 by default) creates the previous,
-current and next PARTITIONS_MONTHS_AHEAD months' partitions that are missing
-(idempotent: a duplicate kick creates nothing); retention runs also do it first.
+The partitions kick (PARTITIONS_KICK_TIME, 04:15 by default) creates the missing
+partitions of the hot window (the months before the current one still inside
+RETENTION_HOT_DAYS), the current month and the next PARTITIONS_MONTHS_AHEAD months
+(idempotent: a duplicate kick creates nothing); retention runs also create those ahead.
 
 The kick fires at RETENTION_KICK_TIME in the scheduler's local time (run periodiq with
 TZ set to the bank's time zone). 04:30 by default: Israel's clocks change at 02:00, so
@@ -73,7 +74,10 @@ def partitions_ensure(triggered_by: str = "worker") -> None:
     settings = get_settings()
     with session_scope() as session:
         created = partitions.ensure_ahead(
-            session, local_today(settings.tz), settings.partitions_months_ahead
+            session,
+            local_today(settings.tz),
+            settings.partitions_months_ahead,
+            months_back=settings.retention_hot_days // 31,
         )
     log.info("partitions (%s): created %s", triggered_by, created or "none")
 
