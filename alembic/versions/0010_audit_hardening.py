@@ -31,7 +31,7 @@ Self-contained: nothing is imported from app/. Works whether audit_log is a plai
 partitioned table (triggers on the parent; no ctid, no unique constraint on audit_log).
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-01 14:00:00
 """
 
@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

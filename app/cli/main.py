@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "app.cli.dlq",
     "app.cli.gdpr",
     "app.cli.retention",
+    "app.cli.archive",
     "app.cli.ops_db",
     "app.cli.ops_backup",
     "app.cli.audit",
