@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -18,6 +19,9 @@ cli.add_typer(audit_app, name="audit")
 
 _FROM = typer.Option(None, "--from", help="First day (YYYY-MM-DD, UTC); default: the first.")
 _TO = typer.Option(None, "--to", help="Last day (YYYY-MM-DD, UTC); default: the last.")
+_COLD = typer.Option(
+    False, "--cold", help="Also read the retired months' cold files (COLD_STORAGE_*)."
+)
 _HEADS = typer.Option(
     None, "--heads", help="A chain-heads file exported with a backup: its seals must match."
 )
@@ -46,19 +50,38 @@ def verify(
     first: str | None = _FROM,
     last: str | None = _TO,
     heads: Path | None = _HEADS,
+    cold: bool = _COLD,
 ) -> None:
-    """Recompute every row hash and seal; name the first broken link (exit 1 on a break)."""
+    """Recompute every row hash and seal; name the first broken link (exit 1 on a break).
+    Days retired to cold storage: their seals always, their rows with --cold."""
     start, end = _day(first, "--from"), _day(last, "--to")
     if start and end and start > end:
         raise UserError("--from is after --to")
     expected = _heads(heads)
-    with session_scope() as session:
-        report = audit_verify.verify(session, start, end, expected)
+    from app.maintenance import audit_cold  # pyarrow: only for this command
+    from app.maintenance.cold_storage import ExportError
+    from app.maintenance.cold_store import ColdStore
+
+    reader = None
+    if cold:
+        store = ColdStore.from_settings()
+        reader = partial(audit_cold.read_month, store)
+    try:
+        with session_scope() as session:
+            report = audit_verify.verify(session, start, end, expected, cold=reader)
+    except ExportError as exc:
+        console.print(f"audit trail BROKEN in cold storage: {exc}", highlight=False)
+        raise typer.Exit(1) from None
     span = f"{report.first} .. {report.last}" if report.first else "empty trail"
     summary = (
         f"{span}: {report.seals} seals, {report.rows} sealed rows, {report.redacted} redacted, "
         f"{report.legacy} from before the chain"
     )
+    if report.cold_seals or report.unread_seals:
+        summary += (
+            f"; retired to cold storage: {report.cold_seals} seals checked against their "
+            f"files, {report.unread_seals} by their links only (--cold reads the files)"
+        )
     broken = report.first_break
     if broken is None:
         console.print(f"audit trail intact: {summary}", highlight=False, soft_wrap=True)

@@ -10,11 +10,17 @@ recomputed here in Python (hashlib), independently of the database's functions.
 A break is named precisely: a row whose content changed, a sealed statement whose rows
 are missing or changed, a row no seal covers, a gap or a wrong link in a day's seals, or
 a day whose last seal differs from the head exported with a backup.
+
+Days retired to cold storage (their audit_log month dropped by retention, recorded in
+``pn_retired_partitions``) keep their seals in the database: their links are checked as
+any other; their rows are checked against the cold files when ``cold`` is given
+(``audit verify --cold``: app/maintenance/audit_cold.py), else counted as not read.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -23,6 +29,10 @@ from sqlalchemy.orm import Session
 
 from app.maintenance.repository import audit_chain as repository
 from app.maintenance.repository.audit_chain import Head, Seal, Statement
+from app.months import Month
+
+# The statements of one retired month's cold set (None: the store has no such set).
+ColdReader = Callable[[Month], dict[int, Statement] | None]
 
 
 def genesis(day: date) -> bytes:
@@ -52,6 +62,8 @@ class Report:
     rows: int = 0
     redacted: int = 0
     legacy: int = 0
+    cold_seals: int = 0  # seals of retired days checked against their cold files
+    unread_seals: int = 0  # seals of retired days whose rows were not read (no --cold)
     breaks: list[Break] = field(default_factory=list)
 
     @property
@@ -68,8 +80,10 @@ def verify(
     first: date | None = None,
     last: date | None = None,
     expected_heads: dict[date, tuple[int, bytes]] | None = None,
+    cold: ColdReader | None = None,
 ) -> Report:
-    """Check the days ``first`` .. ``last`` (default: the whole trail)."""
+    """Check the days ``first`` .. ``last`` (default: the whole trail); ``cold`` reads a
+    retired month's statements from cold storage."""
     lo, hi = repository.bounds(session)
     first, last = first or lo, last or hi
     report = Report(first, last)
@@ -78,13 +92,22 @@ def verify(
     statements = repository.statements(session, first, last)
     seq_of: dict[int, tuple[date, int]] = {}
     sealed: dict[tuple[date, int], bytes] = {}
+    retired = _Retired(repository.retired_months(session, first, last), cold)
     previous: Seal | None = None
     for seal in repository.seals(session, first, last):
         report.seals += 1
         if previous is None or previous.day != seal.day:
             previous = None
         _check_link(report, seal, previous)
-        _check_rows(report, seal, statements.pop(seal.statement_id, None))
+        statement = statements.pop(seal.statement_id, None)
+        if statement is None and retired.holds(seal.day):
+            if cold is None:
+                report.unread_seals += 1
+            else:
+                report.cold_seals += 1
+                _check_rows(report, seal, retired.statement(seal))
+        else:
+            _check_rows(report, seal, statement)
         seq_of[seal.statement_id] = (seal.day, seal.seq)
         sealed[(seal.day, seal.seq)] = seal.seal
         previous = seal
@@ -98,10 +121,43 @@ def verify(
                 "are not covered by any seal",
             )
         )
+    for statement in retired.left_over(first, last):  # cold rows no seal covers
+        report.breaks.append(
+            Break(
+                statement.day,
+                (2**62, str(statement.statement_id)),
+                f"{statement.rows} cold row(s) of statement {statement.statement_id} "
+                "are not covered by any seal",
+            )
+        )
     _check_changed(session, report, first, last, seq_of)
     _check_unsealed(session, report, first, last)
     _check_heads(report, sealed, expected_heads or {})
     return report
+
+
+class _Retired:
+    """The retired audit months of the range and, read once each, their cold statements."""
+
+    def __init__(self, months: list[date], cold: ColdReader | None) -> None:
+        self.months = {Month.of(m) for m in months}
+        self.cold = cold
+        self.read: dict[Month, dict[int, Statement]] = {}
+
+    def holds(self, day: date) -> bool:
+        return Month.of(day) in self.months
+
+    def statement(self, seal: Seal) -> Statement | None:
+        month = Month.of(seal.day)
+        if month not in self.read and self.cold is not None:
+            self.read[month] = dict(self.cold(month) or {})
+        return self.read.get(month, {}).pop(seal.statement_id, None)
+
+    def left_over(self, first: date, last: date) -> list[Statement]:
+        return [
+            s for statements in self.read.values() for s in statements.values()
+            if first <= s.day <= last
+        ]  # fmt: skip
 
 
 def _check_link(report: Report, seal: Seal, previous: Seal | None) -> None:

@@ -7,7 +7,8 @@ partition of the hot window (the 12 months before the current one) through
 ``months_ahead`` months after the current; it is
 idempotent (existing partitions are left alone) and run daily by the maintenance kick
 ``maintenance.partitions_kick`` and at the start of every retention run. Retention
-drops the old ones (app/maintenance/retention.py).
+drops the old ones (app/maintenance/retention.py). Neither needs ownership of the
+tables: both call the owner's definer functions of migration 0011 (docs/security.md).
 """
 
 from __future__ import annotations
@@ -37,12 +38,11 @@ def months_between(first: Month, last: Month) -> list[Month]:
 
 def ensure_range(session: Session, first: Month, last: Month) -> list[str]:
     """Create every missing partition of every partitioned table for ``first`` .. ``last``;
-    returns the names created (in the caller's transaction)."""
+    returns the names created (in the caller's transaction). Runs as the maintenance role:
+    the creation itself is the owner's ``pn_ensure_partitions`` (migration 0011)."""
     created = []
     for table in PARTITIONED:
-        for month in months_between(first, last):
-            if repository.create_partition(session, table, month):
-                created.append(repository.partition_name(table, month))
+        created += repository.create_partitions(session, table, first, last)
     return created
 
 

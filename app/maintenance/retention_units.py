@@ -14,13 +14,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from sqlalchemy.exc import DBAPIError
 
 from app.db.audit import set_audit_context
 from app.db.session import SessionScope
-from app.maintenance import cold_storage
+from app.maintenance import audit_cold, cold_storage
 from app.maintenance.cold_storage import Unit
 from app.maintenance.cold_store import ColdStore
 from app.maintenance.repository import audit as audit_repository
+from app.maintenance.repository import audit_chain as chain_repository
 from app.maintenance.repository import cold_storage as repository
 from app.maintenance.repository import partitions as partition_repository
 from app.maintenance.repository.partitions import Partition
@@ -138,7 +140,7 @@ def retire_partition(ctx: Context, part: Partition, years: int) -> dict[str, Any
             with tempfile.TemporaryDirectory(prefix="pn-retention-") as tmp:
                 spool = Path(tmp) / "rows.csv"
                 with spool.open("wb") as out:
-                    repository.copy_partition(session, part.name, schema.names, out)
+                    repository.copy_partition(session, part, schema.names, out)
                 entry = cold_storage.store_file(
                     ctx.store,
                     unit,
@@ -160,19 +162,40 @@ def retire_partition(ctx: Context, part: Partition, years: int) -> dict[str, Any
                 "files": [entry["file"]],
                 "sha256": [entry["sha256"]],
             }
+        if part.table == "audit_log" and count:
+            _check_audit_set(ctx, session, part)
     drop_partition(ctx, part, exported=manifest["rows"] if manifest else 0)
     return done
 
 
+def _check_audit_set(ctx: Context, session: Any, part: Partition) -> None:
+    """The cold audit set must hold every sealed statement of the month, unchanged
+    (app/maintenance/audit_cold.py), before the month may leave the database."""
+    found = audit_cold.read_month(ctx.store, part.month) or {}
+    seals = list(chain_repository.seals(session, part.month.first, part.month.last))
+    wrong = audit_cold.problems(seals, found)
+    if wrong:
+        raise RetentionError(f"{part.name}: cold set does not match the audit seals: {wrong[0]}")
+
+
 def drop_partition(ctx: Context, part: Partition, *, exported: int | None) -> int:
-    """Detach and drop one partition (its rows must all be in cold storage when
-    ``exported`` is given: the count is checked under the drop's lock); audited."""
+    """Detach and drop one partition through the owner's ``pn_retire_partition`` (the
+    maintenance role owns no table): its rows must all be in cold storage when
+    ``exported`` is given, which the function checks under the detach's lock; audited."""
+    unit = Unit(part.table, part.month)
+    cold_set, manifest_sha = None, None
+    if exported is not None:
+        cold_set = ctx.store.display(unit.prefix)
+        if ctx.store.exists(unit.manifest):
+            manifest_sha = ctx.store.sha256(unit.manifest)
     with ctx.transaction() as session:
         set_audit_context(session, ctx.correlation)
-        rows = partition_repository.count_rows(session, part)
-        if exported is not None and rows != exported:
-            raise RetentionError(f"{part.name}: {rows} rows, {exported} in cold storage")
-        partition_repository.detach_and_drop(session, part)
+        try:
+            rows = partition_repository.retire(
+                session, part, rows=exported, cold_set=cold_set, manifest_sha256=manifest_sha
+            )
+        except DBAPIError as exc:
+            raise RetentionError(f"{part.name}: {_first_line(exc)}") from exc
         _audit(
             ctx,
             session,
@@ -181,6 +204,10 @@ def drop_partition(ctx: Context, part: Partition, *, exported: int | None) -> in
             {"partition": part.name, "rows": rows, "exported": exported is not None},
         )
     return rows
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig or exc).strip().splitlines()[0]
 
 
 def expire(ctx: Context, today: date) -> list[str]:

@@ -13,7 +13,8 @@ run by an administrator (a superuser, or a role with CREATEROLE that owns the ta
   reporting (read-only) and operators (the CLI). No group may UPDATE, DELETE or TRUNCATE
   audit tables: audit rows come from the audit writer's functions only (migration 0010),
   which groups may EXECUTE where their code calls them. DELETE is granted to maintenance
-  alone (retention), the one code that deletes.
+  alone (retention), the one code that deletes. Partitions are created and dropped
+  through the owner's definer functions of migration 0011, EXECUTE for maintenance only.
 * ``--logins DIR``: a LOGIN role ``<prefix>_<service>_login`` for each file ``DIR/<service>``
   (its password, sent as a SCRAM verifier computed here, never as clear text), member of
   its group; ``DIR/owner`` makes ``<prefix>_owner`` itself a login (it runs migrations).
@@ -34,6 +35,12 @@ from app.maintenance.repository import roles as repository
 RECORD = "public.audit_record(text, uuid, text, text, jsonb, uuid, text)"
 ARCHIVE = ("public.audit_archive(uuid[])", "public.audit_retire(uuid[])")
 REDACT = "public.audit_redact(text, uuid, jsonb, jsonb, jsonb)"
+# Partition maintenance (migration 0011): the owner's definer functions, the only way a
+# service creates or drops a monthly partition (it owns no table).
+PARTITIONS = (
+    "public.pn_ensure_partitions(text, date, date)",
+    "public.pn_retire_partition(text, date, bigint, text, text)",
+)
 
 HOT = (
     "customers",
@@ -103,7 +110,7 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
     "sms": (RECORD,),
     "delivery": (RECORD,),
     "callbacks": (RECORD,),
-    "maintenance": (RECORD, *ARCHIVE),
+    "maintenance": (RECORD, *ARCHIVE, *PARTITIONS),
     "operator": (RECORD, REDACT),
 }
 TEMPORARY = ("balances", "operator")  # staging and decision tables (transaction-local)

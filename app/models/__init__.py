@@ -11,6 +11,7 @@ from app.models.job_run import JobRun, JobShard
 from app.models.notification import Notification
 from app.models.opt_out import CustomerOptOut
 from app.models.qualification import MonthlyQualification
+from app.models.retired_partition import RetiredPartition
 from app.models.sms_control import SmsControl
 from app.models.system_event import SystemEvent
 
@@ -38,6 +39,7 @@ __all__ = [
     "JobRun",
     "JobShard",
     "MonthlyQualification",
+    "RetiredPartition",
     "SmsControl",
     "Notification",
     "SystemEvent",

@@ -91,6 +91,10 @@ _BOUNDS = text(
     'SELECT min("timestamp")::date FROM public.audit_log UNION ALL '
     'SELECT min("timestamp")::date FROM public.audit_log_archive) d'
 )
+_RETIRED = text(
+    "SELECT DISTINCT month FROM public.pn_retired_partitions WHERE table_name = 'audit_log' "
+    "AND month <= :last AND month + interval '1 month' > :first ORDER BY month"
+)
 _HEADS = text(
     "SELECT DISTINCT ON (day) day, seq, seal, sealed_at FROM public.audit_seals "
     "WHERE day >= :first AND day <= :last ORDER BY day, seq DESC"
@@ -197,3 +201,9 @@ def heads(session: Session, first: date, last: date) -> list[Head]:
         Head(r.day, r.seq, bytes(r.seal), r.sealed_at)
         for r in session.execute(_HEADS, {"first": first, "last": last})
     ]
+
+
+def retired_months(session: Session, first: date, last: date) -> list[date]:
+    """First days of the audit_log months in the range retired to cold storage (their
+    partitions dropped by ``pn_retire_partition``, migration 0011)."""
+    return list(session.scalars(_RETIRED, {"first": first, "last": last}))

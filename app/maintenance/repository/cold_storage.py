@@ -13,6 +13,8 @@ from typing import Any, Protocol
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.maintenance.repository.partitions import Partition, bounds_predicate
+
 
 class _Writable(Protocol):
     def write(self, data: bytes, /) -> int: ...
@@ -105,7 +107,11 @@ def copy_month(
     _copy(session, query, {"first": first, "next": next_first}, out)
 
 
-def copy_partition(session: Session, partition: str, names: list[str], out: _Writable) -> None:
-    """Stream a whole partition as CSV (with a header) into ``out``."""
+def copy_partition(
+    session: Session, partition: Partition, names: list[str], out: _Writable
+) -> None:
+    """Stream a whole partition as CSV (with a header) into ``out`` (read through its
+    parent with the month's bounds: the partitions carry no grants of their own)."""
     cols = ", ".join(f'"{n}"' for n in names)
-    _copy(session, f"SELECT {cols} FROM {partition}", {}, out)
+    where = bounds_predicate(partition)
+    _copy(session, f"SELECT {cols} FROM {partition.table} WHERE {where}", {}, out)

@@ -1,8 +1,12 @@
-"""SQL of the monthly partitions (migration 0009): list, create ahead, count, detach+drop.
+"""SQL of the monthly partitions (migration 0009): list, create ahead, count, retire.
 
 Partitions are named ``<table>_pYYYYMM`` and bound ``[first day, first day of the next
-month)``. Table and partition names formatted into the statements come from
-``PARTITIONED`` and from ``partition_name`` (a ``Month``), never from input.
+month)``. Creating and dropping one needs ownership of the parent, which no service
+role has: both go through the owner's definer functions of migration 0011
+(``pn_ensure_partitions``, ``pn_retire_partition``; EXECUTE for the maintenance role
+only). Rows are read through the parent with the month's bounds (the planner prunes to
+the one partition; the partitions themselves carry no grants). Table names formatted
+into the statements come from ``PARTITIONED``, never from input.
 """
 
 from __future__ import annotations
@@ -21,23 +25,6 @@ PARTITIONED: dict[str, str] = {
     "audit_log": '"timestamp"',
     "system_events": "created_at",
 }
-# A partition's indexes are named after their parent index (the seed name) and the month,
-# so a constraint violation names the seed constraint: daily_balance_checks_pkey_202610.
-_RENAME_INDEXES = """
-DO $$
-DECLARE r record;
-BEGIN
-    FOR r IN SELECT ci.relname AS child, cp.relname AS parent
-             FROM pg_index i
-             JOIN pg_class ci ON ci.oid = i.indexrelid
-             JOIN pg_inherits h ON h.inhrelid = i.indexrelid
-             JOIN pg_class cp ON cp.oid = h.inhparent
-             WHERE i.indrelid = '{partition}'::regclass
-    LOOP
-        EXECUTE format('ALTER INDEX %I RENAME TO %I', r.child, left(r.parent, 56) || '_{suffix}');
-    END LOOP;
-END $$;
-"""
 _NAME = re.compile(r"^(?P<table>[a-z_]+)_p(?P<year>\d{4})(?P<month>\d{2})$")
 
 
@@ -74,34 +61,61 @@ def list_partitions(session: Session, table: str) -> list[Partition]:
     return sorted(found, key=lambda p: (p.month.year, p.month.month))
 
 
-def create_partition(session: Session, table: str, month: Month) -> bool:
-    """Create the month's partition unless it exists; True when it was created."""
-    name = partition_name(table, month)
-    exists = session.scalar(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name})
-    if exists:
-        return False
+def create_partitions(session: Session, table: str, first: Month, last: Month) -> list[str]:
+    """Create the missing partitions of ``table`` for ``first`` .. ``last`` (the owner's
+    ``pn_ensure_partitions``); returns the names created."""
+    if table not in PARTITIONED:
+        raise ValueError(f"{table} is not partitioned")
     session.execute(text("SET LOCAL lock_timeout = '10s'"))
-    session.execute(
-        text(
-            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} FOR VALUES "
-            f"FROM ('{month.first.isoformat()}') TO ('{month.next_first.isoformat()}')"
-        )
+    created = session.scalar(
+        text("SELECT public.pn_ensure_partitions(:t, :first, :last)"),
+        {"t": table, "first": first.first, "last": last.first},
     )
-    suffix = f"{month.year:04d}{month.month:02d}"
-    session.execute(text(_RENAME_INDEXES.format(partition=name, suffix=suffix)))
-    return True
+    return list(created or [])
+
+
+def bounds_predicate(partition: Partition) -> str:
+    """The partition's rows as a WHERE clause on its parent (literal bounds of a Month)."""
+    column = PARTITIONED[partition.table]
+    first, end = partition.month.first.isoformat(), partition.month.next_first.isoformat()
+    return f"{column} >= '{first}' AND {column} < '{end}'"
 
 
 def count_rows(session: Session, partition: Partition) -> int:
-    """Rows in one partition."""
-    return int(session.scalar(text(f"SELECT count(*) FROM {partition.name}")) or 0)
+    """Rows in one partition (read through the parent)."""
+    return int(
+        session.scalar(
+            text(f"SELECT count(*) FROM {partition.table} WHERE {bounds_predicate(partition)}")
+        )
+        or 0
+    )
 
 
-def detach_and_drop(session: Session, partition: Partition) -> None:
-    """Detach the partition from its parent and drop it (no row is touched one by one)."""
+def retire(
+    session: Session,
+    partition: Partition,
+    *,
+    rows: int | None,
+    cold_set: str | None,
+    manifest_sha256: str | None,
+) -> int:
+    """Detach and drop the partition through the owner's ``pn_retire_partition`` (which
+    refuses a month inside its horizon, and, for the tables kept cold, a row count other
+    than the one verified in cold storage); returns the rows it held."""
     session.execute(text("SET LOCAL lock_timeout = '10s'"))
-    session.execute(text(f"ALTER TABLE {partition.table} DETACH PARTITION {partition.name}"))
-    session.execute(text(f"DROP TABLE {partition.name}"))
+    return int(
+        session.scalar(
+            text("SELECT public.pn_retire_partition(:t, :m, :rows, :cold_set, :sha)"),
+            {
+                "t": partition.table,
+                "m": partition.month.first,
+                "rows": rows,
+                "cold_set": cold_set,
+                "sha": manifest_sha256,
+            },
+        )
+        or 0
+    )
 
 
 def partition_bytes(session: Session, partition: Partition) -> int:
