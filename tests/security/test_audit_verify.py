@@ -172,24 +172,114 @@ def test_a_bad_date_is_an_operator_error(db: Engine, bad: str) -> None:
     assert code == 2 and "not a date" in output
 
 
-def test_retention_moves_audit_rows_without_breaking_the_chain(
-    audited: Session, tmp_path: Path
-) -> None:
-    """Rows of one statement may sit half in audit_log, half in the archive: verify reads
-    both; audit_retire deleted only rows the archive holds unchanged."""
-    from datetime import date, datetime, timedelta
+def _age_the_trail(superuser: Engine, days: int) -> None:
+    """Move every sealed row ``days`` back, as if written then: rows, hashes and each day's
+    seal chain recomputed by the superuser (the tests cannot set the server's clock)."""
+    tamper(
+        superuser,
+        "SET LOCAL \"DateStyle\" = 'ISO, YMD'; "
+        f'UPDATE audit_log SET "timestamp" = "timestamp" - interval \'{days} days\' '
+        "WHERE statement_id IS NOT NULL; "
+        "UPDATE audit_log SET row_hash = public.audit_row_hash(id, entity_type, entity_id, "
+        "operation, old_values, new_values, correlation_id, user_id, service_name, "
+        '"timestamp", details, db_user, statement_id) WHERE statement_id IS NOT NULL; '
+        "DELETE FROM audit_seals",
+    )
+    with superuser.begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        statements = conn.execute(
+            text(
+                'SELECT statement_id, min("timestamp")::date AS day, count(*) AS n, '
+                "sha256(string_agg(row_hash, ''::bytea ORDER BY id)) AS digest "
+                "FROM audit_log WHERE statement_id IS NOT NULL "
+                "GROUP BY statement_id ORDER BY statement_id"
+            )
+        ).all()
+        last: dict[object, tuple[int, bytes]] = {}
+        for sid, day, n, digest in statements:
+            seq, prev = last.get(day, (0, audit_verify.genesis(day)))
+            seal = audit_verify.seal_of(prev, seq + 1, bytes(digest))
+            conn.execute(
+                text(
+                    "INSERT INTO audit_seals (day, seq, statement_id, row_count, digest, "
+                    "prev_seal, seal, db_user) VALUES (:d, :q, :s, :n, :g, :p, :x, 'test')"
+                ),
+                {"d": day, "q": seq + 1, "s": sid, "n": n, "g": bytes(digest), "p": prev,
+                 "x": seal},
+            )  # fmt: skip
+            last[day] = (seq + 1, seal)
 
+
+def test_retention_retires_audit_months_without_breaking_the_chain(
+    audited: Session, superuser: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+) -> None:  # fmt: skip
+    """A sealed month past the audit horizon leaves for cold storage (checked against its
+    seals first) and its partition is dropped: `audit verify` still passes, by the seals
+    alone or, with --cold, against the cold files; a cold file rewritten with other
+    hashes is found."""
+    from datetime import date, datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from app.config import get_settings
     from app.db.session import session_scope
-    from app.maintenance import retention
+    from app.maintenance import cold_storage, retention
+    from app.maintenance.cold_storage import Unit
+    from app.maintenance.cold_store import ColdStore
+    from app.months import Month
+    from tests.conftest import ensure_test_partitions
 
-    later = datetime.now() + timedelta(days=3)
-    policy = retention.Policy(
-        hot_days=3650, audit_hot_days=1, batch_size=2, cold_dir=tmp_path / "cold"
-    )
-    result = retention.run(
-        session_scope, policy=policy, triggered_by="test", today_local=date.today(), now_utc=later
-    )
-    assert result.moved["audit_log"] >= 7
-    assert _one(audited, "SELECT count(*) FROM audit_log_archive WHERE row_hash IS NOT NULL") >= 7
-    code, output = _verify()
-    assert code == 0, output
+    _age_the_trail(superuser, 800)
+    assert _verify()[0] == 0
+    old = _one(audited, 'SELECT min("timestamp")::date FROM audit_log')
+    assert isinstance(old, date)
+    month = Month.of(old)
+    audited.rollback()  # no snapshot of ours may hold the partitions the run detaches
+    store = ColdStore(str(tmp_path / "cold"))
+    policy = retention.Policy(hot_days=3650, events_days=3650, cold_dir=tmp_path / "cold")
+    try:
+        result = retention.run(
+            session_scope, policy=policy, store=store, triggered_by="test",
+            today_local=date.today(), now_utc=datetime.now(),
+        )  # fmt: skip
+        assert f"audit_log_p{month.year:04d}{month.month:02d}" in result.dropped
+        before = f"SELECT count(*) FROM audit_log WHERE \"timestamp\" < '{month.next_first}'"
+        assert _one(audited, before) == 0
+        retired = (
+            "SELECT count(*) FROM pn_retired_partitions WHERE table_name = 'audit_log' "
+            "AND row_count > 0"
+        )
+        assert _one(audited, retired) == 1
+
+        code, output = _verify()
+        assert code == 0, output
+        assert "4 by their links only" in output  # the aged statements
+        monkeypatch.setenv("COLD_STORAGE_DIR", str(tmp_path / "cold"))
+        get_settings.cache_clear()
+        code, output = _verify("--cold")
+        assert code == 0, output
+        assert "4 seals checked against their files" in output
+
+        # A cold file rewritten with one hash changed (its manifest updated to match).
+        unit = Unit("audit_log", month)
+        manifest = cold_storage.read_manifest(store, unit)
+        assert manifest is not None
+        table = cold_storage.read_set(store, unit, manifest)
+        hashes = table.column("row_hash").to_pylist()
+        hashes[0] = "\\x" + "00" * 32
+        forged = table.set_column(
+            table.schema.get_field_index("row_hash"), "row_hash", pa.array(hashes, pa.string())
+        )
+        entry = cold_storage.store_file(
+            store, unit, lambda p: cold_storage.table_to_parquet(forged, p), run_id="forger"
+        )
+        cold_storage.write_manifest(store, unit, [entry], forged.schema, years=10)
+        code, output = _verify("--cold")
+        assert code == 1 and "do not match the seal" in output
+        assert pq.read_table(tmp_path / "cold" / unit.prefix / entry["file"]).num_rows == 7
+    finally:
+        get_settings.cache_clear()
+        audited.rollback()
+        ensure_test_partitions(database_url)
