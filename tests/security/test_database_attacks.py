@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
@@ -192,16 +192,15 @@ def test_the_compose_flow_runs_migrations_as_the_non_superuser_owner(
             roles.apply(s, NAMES, logins=tmp_path)
             assert roles.owners_problem(s, NAMES) is None
         with admin.connect() as conn:
-            definers = (
-                conn.execute(
+            definers = {
+                name: owner
+                for name, owner in conn.execute(
                     text(
-                        "SELECT DISTINCT proowner::regrole::text FROM pg_proc"
+                        "SELECT proname, proowner::regrole::text FROM pg_proc"
                         " WHERE prosecdef AND pronamespace = 'public'::regnamespace"
                     )
                 )
-                .scalars()
-                .all()
-            )
+            }
             tables = (
                 conn.execute(
                     text("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")
@@ -212,7 +211,14 @@ def test_the_compose_flow_runs_migrations_as_the_non_superuser_owner(
             superuser = conn.scalar(
                 text("SELECT rolsuper FROM pg_roles WHERE rolname = :r"), {"r": NAMES.owner}
             )
-        assert definers == ["pn_audit_writer"] and tables == [NAMES.owner] and not superuser
+        # The audit functions are the writer's; partition maintenance (0011) the owner's.
+        partition_functions = {"pn_ensure_partitions", "pn_retire_partition"}
+        assert {n for n, o in definers.items() if o == NAMES.owner} == partition_functions
+        assert {o for n, o in definers.items() if n not in partition_functions} == {
+            "pn_audit_writer"
+        }
+        assert tables == [NAMES.owner] and not superuser
+        _partition_maintenance_is_the_maintenance_roles_alone(url)
         worker = create_engine(
             url.set(username=NAMES.login("balances"), password="pw-balances"), poolclass=NullPool
         )
@@ -226,3 +232,39 @@ def test_the_compose_flow_runs_migrations_as_the_non_superuser_owner(
         drop_database(database_url, url.database or "")
         with Session(create_engine(database_url, poolclass=NullPool)) as s, s.begin():
             s.execute(text(f"REVOKE ALL ON SCHEMA public FROM {NAMES.owner}"))
+
+
+def _partition_maintenance_is_the_maintenance_roles_alone(url: URL) -> None:
+    """Migration 0011: the maintenance login creates and retires partitions through the
+    owner's functions (it owns no table), only past the horizon; no other service may."""
+    maintenance = create_engine(
+        url.set(username=NAMES.login("maintenance"), password="pw-maintenance"),
+        poolclass=NullPool,
+    )
+    ensure = "SELECT public.pn_ensure_partitions('system_events', '2020-01-01', '2020-01-01')"
+    try:
+        with maintenance.begin() as conn:
+            assert conn.scalar(text(ensure)) == ["system_events_p202001"]
+            retired = (
+                "SELECT public.pn_retire_partition('system_events', '2020-01-01', 0, NULL, NULL)"
+            )
+            assert conn.scalar(text(retired)) == 0
+        current = (
+            "SELECT public.pn_retire_partition('daily_balance_checks', "
+            "date_trunc('month', LOCALTIMESTAMP)::date, 0, 'x', 'y')"
+        )
+        assert "retention horizon" in _refused(maintenance, current)
+        assert "not a partitioned table" in _refused(
+            maintenance,
+            "SELECT public.pn_ensure_partitions('customers', '2020-01-01', '2020-01-01')",
+        )
+        assert "must be owner" in _refused(maintenance, "DROP TABLE system_events")
+    finally:
+        maintenance.dispose()
+    balances = create_engine(
+        url.set(username=NAMES.login("balances"), password="pw-balances"), poolclass=NullPool
+    )
+    try:
+        assert "permission denied" in _refused(balances, ensure)
+    finally:
+        balances.dispose()
