@@ -33,6 +33,18 @@ from app.maintenance.cold_storage import Unit
 from app.maintenance.cold_store import ColdStore
 
 JSON_COLUMNS = frozenset({"old_values", "new_values", "details", "event_data"})
+# Not free text: ids (uuids as text) and the audit rows' sealed hashes (bytea as hex). A
+# short name made of hex letters ("Abe", "Dee") would otherwise match inside them and
+# corrupt keys and the hashes the audit seals cover (app/maintenance/audit_cold.py).
+NOT_TEXT = frozenset({"id", "row_hash"})
+
+
+def _free_text(field: pa.Field) -> bool:
+    return (
+        pa.types.is_string(field.type)
+        and field.name not in NOT_TEXT
+        and not field.name.endswith("_id")
+    )
 
 
 @dataclass(frozen=True)
@@ -154,7 +166,7 @@ def _anonymised(
                 index, column, pc.if_else(mine, arrow_scalar(mark), table.column(column))
             )
     for field in table.schema:
-        if not pa.types.is_string(field.type):
+        if not _free_text(field):
             continue
         values, _ = _scrub_column(
             field.name, table.column(field.name).to_pylist(), pattern, marks.text
@@ -167,7 +179,7 @@ def _anonymised(
 def _mentions_any(table: pa.Table, pattern: re.Pattern[str]) -> pa.ChunkedArray:
     hit = pa.chunked_array([pa.array([False] * table.num_rows, pa.bool_())])
     for field in table.schema:
-        if pa.types.is_string(field.type):
+        if _free_text(field):
             found = pc.match_substring_regex(
                 table.column(field.name), pattern.pattern, ignore_case=True
             )
