@@ -129,31 +129,18 @@ def _row_hash(*columns: str) -> str:
     return f"pg_catalog.sha256(pg_catalog.convert_to(concat({line}, {suffix}), 'UTF8'))"
 
 
+_ROW_HASH_OF_ARGS = _row_hash(
+    "p_id", "p_entity_id", "p_correlation", "p_old", "p_new", "p_details",
+    _suffix("p_entity_type", "p_operation", "p_user", "p_service", "p_ts", "p_db_user",
+            "p_statement"),
+)  # fmt: skip
 ROW_HASH = f"""
 CREATE FUNCTION public.audit_row_hash(
     p_id uuid, p_entity_type text, p_entity_id uuid, p_operation text, p_old jsonb,
     p_new jsonb, p_correlation uuid, p_user text, p_service text, p_ts timestamp,
     p_details jsonb, p_db_user text, p_statement bigint
 ) RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT {
-    _row_hash(
-        "p_id",
-        "p_entity_id",
-        "p_correlation",
-        "p_old",
-        "p_new",
-        "p_details",
-        _suffix(
-            "p_entity_type",
-            "p_operation",
-            "p_user",
-            "p_service",
-            "p_ts",
-            "p_db_user",
-            "p_statement",
-        ),
-    )
-}
+    SELECT {_ROW_HASH_OF_ARGS}
 $$;
 """
 
