@@ -120,10 +120,13 @@ def retire_month(ctx: Context, table: str, month: Month, years: int) -> dict[str
 
 
 def retire_partition(ctx: Context, part: Partition, years: int) -> dict[str, Any] | None:
-    """Export the partition to its set unless a verified set holds it already, then
-    detach and drop it. Returns the set written (None: none needed)."""
+    """Freeze the partition (no row can be added or changed any more), export it to its
+    set unless a verified set holds it already, then detach and drop it. Returns the set
+    written (None: none needed)."""
     unit = Unit(part.table, part.month)
     done: dict[str, Any] | None = None
+    with ctx.transaction() as session:
+        partition_repository.freeze(session, part)
     with ctx.transaction() as session:
         count = partition_repository.count_rows(session, part)
         manifest = cold_storage.read_manifest(ctx.store, unit)
@@ -160,18 +163,22 @@ def retire_partition(ctx: Context, part: Partition, years: int) -> dict[str, Any
                 "files": [entry["file"]],
                 "sha256": [entry["sha256"]],
             }
-    drop_partition(ctx, part, exported=manifest["rows"] if manifest else 0)
+    drop_partition(ctx, part, exported=count)
     return done
 
 
 def drop_partition(ctx: Context, part: Partition, *, exported: int | None) -> int:
-    """Detach and drop one partition (its rows must all be in cold storage when
-    ``exported`` is given: the count is checked under the drop's lock); audited."""
+    """Detach and drop one partition; audited. With ``exported`` (its rows, all in cold
+    storage) the partition must be frozen: it cannot have changed since it was counted
+    and exported, so the drop needs no scan and its work does not grow with the month."""
     with ctx.transaction() as session:
         set_audit_context(session, ctx.correlation)
-        rows = partition_repository.count_rows(session, part)
-        if exported is not None and rows != exported:
-            raise RetentionError(f"{part.name}: {rows} rows, {exported} in cold storage")
+        if exported is None:
+            rows = partition_repository.count_rows(session, part)
+        elif not partition_repository.is_frozen(session, part):
+            raise RetentionError(f"{part.name}: not frozen, so not known to be exported whole")
+        else:
+            rows = exported
         partition_repository.detach_and_drop(session, part)
         _audit(
             ctx,

@@ -162,3 +162,27 @@ def test_upgrade_and_downgrade_keep_the_rows(scratch_url: str) -> None:
     command.upgrade(config, "head")
     assert _counts(engine) == before
     engine.dispose()
+
+
+def test_a_frozen_partition_refuses_new_rows(session: Session) -> None:
+    from app.maintenance.repository.partitions import Partition, freeze, is_frozen
+
+    customer = create_customer(session)
+    part = Partition("daily_balance_checks", Month(2026, 9))
+    freeze(session, part)
+    freeze(session, part)  # idempotent
+    session.commit()
+    try:
+        assert is_frozen(session, part)
+        with pytest.raises(DBAPIError, match="daily_balance_checks_p202609_frozen"):
+            create_check(session, customer, check_date=date(2026, 9, 4))
+            session.flush()
+        session.rollback()
+    finally:
+        session.execute(
+            text(
+                "ALTER TABLE daily_balance_checks_p202609 DROP CONSTRAINT IF EXISTS "
+                "daily_balance_checks_p202609_frozen"
+            )
+        )
+        session.commit()

@@ -97,6 +97,37 @@ def count_rows(session: Session, partition: Partition) -> int:
     return int(session.scalar(text(f"SELECT count(*) FROM {partition.name}")) or 0)
 
 
+def _frozen_name(partition: Partition) -> str:
+    return f"{partition.name}_frozen"
+
+
+def freeze(session: Session, partition: Partition) -> None:
+    """Refuse any new or changed row in the partition from now on (``CHECK (false) NOT
+    VALID``: existing rows are not checked, every insert or update is), so that what is
+    exported afterwards is all it will ever hold. Idempotent."""
+    if is_frozen(session, partition):
+        return
+    session.execute(text("SET LOCAL lock_timeout = '10s'"))
+    session.execute(
+        text(
+            f"ALTER TABLE {partition.name} ADD CONSTRAINT {_frozen_name(partition)} "
+            "CHECK (false) NOT VALID"
+        )
+    )
+
+
+def is_frozen(session: Session, partition: Partition) -> bool:
+    return bool(
+        session.scalar(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = :n "
+                "AND conrelid = to_regclass(:p))"
+            ),
+            {"n": _frozen_name(partition), "p": partition.name},
+        )
+    )
+
+
 def detach_and_drop(session: Session, partition: Partition) -> None:
     """Detach the partition from its parent and drop it (no row is touched one by one)."""
     session.execute(text("SET LOCAL lock_timeout = '10s'"))
