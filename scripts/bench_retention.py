@@ -11,8 +11,8 @@ in the same run in two ways, each on the same freshly loaded data:
              COPY -> Parquet -> verified object -> manifest, then DETACH + DROP.
 
 and, to show that dropping a month does not grow with its size, the drop transaction
-alone (row count checked against the manifest, DETACH, DROP, audit row) at N customers
-and at N/4. Database work is counted as the
+alone (the partition frozen and its set in cold storage: frozen check, DETACH, DROP,
+audit row) at N customers and at N/4. Database work is counted as the
 client's statements, the WAL written (pg_current_wal_lsn difference) and seconds.
 """
 
@@ -42,6 +42,7 @@ from app.db.session import session_scope
 from app.maintenance import retention_units
 from app.maintenance.cold_store import ColdStore
 from app.maintenance.repository.partitions import Partition
+from app.maintenance.repository.partitions import freeze as freeze_partition
 from app.months import Month
 
 MONTH = Month(2024, 1)
@@ -103,8 +104,14 @@ def by_partition(ctx: retention_units.Context) -> None:
         retention_units.retire_partition(ctx, Partition(table, MONTH), years)
 
 
+def freeze(ctx: retention_units.Context) -> None:
+    with ctx.transaction() as session:
+        for table in TABLES:
+            freeze_partition(session, Partition(table, MONTH))
+
+
 def drop_only(ctx: retention_units.Context, rows: int) -> None:
-    """The drop transaction alone (the month's set already verified in cold storage)."""
+    """The drop transaction alone (the month frozen, its set verified in cold storage)."""
     for table in TABLES:
         retention_units.drop_partition(ctx, Partition(table, MONTH), exported=rows)
 
@@ -150,6 +157,7 @@ def main() -> None:
             print("  export + drop ...", flush=True)
             results["new"] = measure(conn, lambda: by_partition(ctx()))
             fresh_month(conn)  # the same rows again: their sets are in cold storage
+            freeze(ctx())
             results["drop"] = measure(conn, lambda: drop_only(ctx(), sizes["full"]))
             cur = conn.cursor()
             cur.execute(
@@ -159,6 +167,7 @@ def main() -> None:
             sizes["quarter"] = fresh_month(conn)
             measure(conn, lambda: by_partition(ctx()))
             fresh_month(conn)
+            freeze(ctx())
             results["drop_quarter"] = measure(conn, lambda: drop_only(ctx(), sizes["quarter"]))
             _report(args.customers, sizes, results, store)
             conn.close()

@@ -1,8 +1,8 @@
-"""Partition maintenance under least privilege: two definer functions and a ledger.
+"""Partition maintenance under least privilege: three definer functions and a ledger.
 
 Creating a partition, detaching and dropping one need ownership of the partitioned
 parent (migration 0009's daily_balance_checks, audit_log, system_events); the services
-own nothing (migration 0010, ``db roles``). The maintenance role gets exactly two
+own nothing (migration 0010, ``db roles``). The maintenance role gets exactly three
 narrow doors, SECURITY DEFINER functions owned by the migration owner, with a pinned
 ``search_path`` and schema-qualified names, EXECUTE granted by ``db roles`` to the
 maintenance group only:
@@ -11,17 +11,26 @@ maintenance group only:
   ``<table>_pYYYYMM`` of one of the three tables for ``first`` .. ``last`` (at most 120
   months per call), names their indexes after the seed names, returns the names
   created. Nothing else: no partition is altered or dropped.
+* ``pn_freeze_partition(table, month)``: adds ``CHECK (false) NOT VALID`` to one month
+  past its horizon (below), so no row can be added or changed any more: what retention
+  then counts and exports is all the month will ever hold. Idempotent.
 * ``pn_retire_partition(table, month, rows, cold_set, manifest_sha256)``: detaches and
   drops one month, only when (1) the table is one of the three, (2) the month ended
   before its retention horizon measured on the database's clock (daily_balance_checks and
   system_events one year, audit_log two: the seed's periods; a shorter setting cannot
   make the database drop a hot month), (3) for the tables kept in cold storage
   (daily_balance_checks, audit_log) the caller names the verified cold set and its row
-  count, and the detached partition holds exactly that many rows (counted under the
-  detach's lock). Each retirement is recorded in ``pn_retired_partitions`` (who, when,
-  rows, where the set is, its manifest's SHA-256), which ``audit verify`` reads: the
-  audit days of a retired month are checked by their seals (which stay in the
-  database) and, given the cold store, by the statement digests of the cold files.
+  count, and the partition holds exactly that many rows: a frozen partition cannot have
+  changed since retention counted it, so its count is taken as given (the drop's work
+  does not grow with the month); one not frozen is counted under the detach's lock.
+  Each retirement is recorded in ``pn_retired_partitions`` (who, when, rows, where the
+  set is, its manifest's SHA-256), which ``audit verify`` reads: the audit days of a
+  retired month are checked by their seals (which stay in the database) and, given the
+  cold store, by the statement digests of the cold files.
+
+The horizon: the maintenance role is trusted with the count of a frozen partition (its
+own export's); what it cannot do is drop or freeze a month inside the horizon, drop a
+table other than the three, or touch the tables in any other way.
 
 ``pn_retired_partitions`` is append-only (0010's ``archive_no_delete()`` refuses UPDATE,
 DELETE and TRUNCATE); services may only read it.
@@ -113,14 +122,14 @@ END;
 $fn$;
 """
 
-RETIRE = f"""
-CREATE FUNCTION public.pn_retire_partition(
-    p_table text, p_month date, p_rows bigint, p_cold_set text, p_manifest_sha256 text
-) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER {PIN} AS $fn$
+# The month of a known table, past its horizon on the database's clock: the partition's
+# name, or an exception. (Invoker: called only from the two definer functions below.)
+DUE = f"""
+CREATE FUNCTION public.pn_partition_due(p_table text, p_month date) RETURNS text
+LANGUAGE plpgsql {PIN} AS $fn$
 DECLARE
     horizon integer;
     part text;
-    found bigint;
 BEGIN
     horizon := CASE p_table WHEN 'daily_balance_checks' THEN 365 WHEN 'audit_log' THEN 730
                             WHEN 'system_events' THEN 365 END;
@@ -143,9 +152,51 @@ BEGIN
                      AND i.inhrelid = to_regclass('public.' || part)) THEN
         RAISE EXCEPTION 'no partition % of %', part, p_table USING ERRCODE = 'undefined_table';
     END IF;
+    RETURN part;
+END;
+$fn$;
+"""
+
+# Freeze: CHECK (false) NOT VALID refuses every new or changed row from now on (existing
+# rows are not checked), so what retention counts and exports next is all the month
+# will ever hold, and the drop needs no count scan.
+FREEZE = f"""
+CREATE FUNCTION public.pn_freeze_partition(p_table text, p_month date) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER {PIN} AS $fn$
+DECLARE
+    part text := public.pn_partition_due(p_table, p_month);
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_constraint
+               WHERE conrelid = ('public.' || part)::regclass AND conname = part || '_frozen')
+    THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('ALTER TABLE public.%I ADD CONSTRAINT %I CHECK (false) NOT VALID',
+                   part, part || '_frozen');
+    RETURN true;
+END;
+$fn$;
+"""
+
+RETIRE = f"""
+CREATE FUNCTION public.pn_retire_partition(
+    p_table text, p_month date, p_rows bigint, p_cold_set text, p_manifest_sha256 text
+) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER {PIN} AS $fn$
+DECLARE
+    part text := public.pn_partition_due(p_table, p_month);
+    frozen boolean;
+    found bigint;
+BEGIN
+    frozen := EXISTS (SELECT 1 FROM pg_constraint
+                      WHERE conrelid = ('public.' || part)::regclass
+                        AND conname = part || '_frozen');
     EXECUTE format('ALTER TABLE public.%I DETACH PARTITION public.%I', p_table, part);
-    EXECUTE format('SELECT count(*) FROM public.%I', part) INTO found;
-    IF p_table <> 'system_events' AND (p_rows IS DISTINCT FROM found
+    IF p_table = 'system_events' OR NOT frozen THEN
+        EXECUTE format('SELECT count(*) FROM public.%I', part) INTO found;
+    ELSE
+        found := p_rows;  -- frozen before it was counted and exported: it cannot have grown
+    END IF;
+    IF p_table <> 'system_events' AND (p_rows IS NULL OR p_rows <> found
             OR (found > 0 AND (p_cold_set IS NULL OR p_manifest_sha256 IS NULL))) THEN
         RAISE EXCEPTION '% holds % rows, % verified in cold storage (%)', part, found,
             coalesce(p_rows::text, 'none'), coalesce(p_cold_set, 'no set')
@@ -162,6 +213,7 @@ $fn$;
 
 FUNCTIONS = (
     "public.pn_ensure_partitions(text, date, date)",
+    "public.pn_freeze_partition(text, date)",
     "public.pn_retire_partition(text, date, bigint, text, text)",
 )
 
@@ -169,12 +221,14 @@ FUNCTIONS = (
 def upgrade() -> None:
     op.execute(LEDGER)
     op.execute(ENSURE)
+    op.execute(DUE)
+    op.execute(FREEZE)
     op.execute(RETIRE)
-    for function in FUNCTIONS:
+    for function in (*FUNCTIONS, "public.pn_partition_due(text, date)"):
         op.execute(f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
 
 
 def downgrade() -> None:
-    for function in FUNCTIONS:
+    for function in (*FUNCTIONS, "public.pn_partition_due(text, date)"):
         op.execute(f"DROP FUNCTION {function}")
     op.execute("DROP TABLE public.pn_retired_partitions")

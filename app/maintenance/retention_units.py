@@ -122,10 +122,16 @@ def retire_month(ctx: Context, table: str, month: Month, years: int) -> dict[str
 
 
 def retire_partition(ctx: Context, part: Partition, years: int) -> dict[str, Any] | None:
-    """Export the partition to its set unless a verified set holds it already, then
-    detach and drop it. Returns the set written (None: none needed)."""
+    """Freeze the partition (no row can be added or changed any more), export it to its
+    set unless a verified set holds it already, then detach and drop it. Returns the set
+    written (None: none needed)."""
     unit = Unit(part.table, part.month)
     done: dict[str, Any] | None = None
+    with ctx.transaction() as session:
+        try:
+            partition_repository.freeze(session, part)
+        except DBAPIError as exc:  # e.g. inside its horizon (migration 0011)
+            raise RetentionError(f"{part.name}: {_first_line(exc)}") from exc
     with ctx.transaction() as session:
         count = partition_repository.count_rows(session, part)
         manifest = cold_storage.read_manifest(ctx.store, unit)
@@ -164,7 +170,7 @@ def retire_partition(ctx: Context, part: Partition, years: int) -> dict[str, Any
             }
         if part.table == "audit_log" and count:
             _check_audit_set(ctx, session, part)
-    drop_partition(ctx, part, exported=manifest["rows"] if manifest else 0)
+    drop_partition(ctx, part, exported=count)
     return done
 
 
@@ -180,8 +186,10 @@ def _check_audit_set(ctx: Context, session: Any, part: Partition) -> None:
 
 def drop_partition(ctx: Context, part: Partition, *, exported: int | None) -> int:
     """Detach and drop one partition through the owner's ``pn_retire_partition`` (the
-    maintenance role owns no table): its rows must all be in cold storage when
-    ``exported`` is given, which the function checks under the detach's lock; audited."""
+    maintenance role owns no table); audited. With ``exported`` (its rows, all in cold
+    storage) the partition must be frozen: it cannot have changed since it was counted
+    and exported, so the drop needs no scan and its work does not grow with the month
+    (the function counts only a partition that is not frozen, and system_events')."""
     unit = Unit(part.table, part.month)
     cold_set, manifest_sha = None, None
     if exported is not None:
@@ -190,6 +198,8 @@ def drop_partition(ctx: Context, part: Partition, *, exported: int | None) -> in
             manifest_sha = ctx.store.sha256(unit.manifest)
     with ctx.transaction() as session:
         set_audit_context(session, ctx.correlation)
+        if exported is not None and not partition_repository.is_frozen(session, part):
+            raise RetentionError(f"{part.name}: not frozen, so not known to be exported whole")
         try:
             rows = partition_repository.retire(
                 session, part, rows=exported, cold_set=cold_set, manifest_sha256=manifest_sha

@@ -39,6 +39,7 @@ REDACT = "public.audit_redact(text, uuid, jsonb, jsonb, jsonb)"
 # service creates or drops a monthly partition (it owns no table).
 PARTITIONS = (
     "public.pn_ensure_partitions(text, date, date)",
+    "public.pn_freeze_partition(text, date)",
     "public.pn_retire_partition(text, date, bigint, text, text)",
 )
 

@@ -162,3 +162,43 @@ def test_upgrade_and_downgrade_keep_the_rows(scratch_url: str) -> None:
     command.upgrade(config, "head")
     assert _counts(engine) == before
     engine.dispose()
+
+
+def test_a_frozen_partition_refuses_new_rows(session: Session) -> None:
+    from app.maintenance.repository.partitions import Partition, freeze, is_frozen
+
+    customer = create_customer(session)
+    # A month past the checks' one-year horizon (pn_freeze_partition refuses a hot one).
+    part = Partition("daily_balance_checks", Month(2025, 9))
+    freeze(session, part)
+    freeze(session, part)  # idempotent
+    session.commit()
+    try:
+        assert is_frozen(session, part)
+        with pytest.raises(DBAPIError, match="daily_balance_checks_p202509_frozen"):
+            create_check(session, customer, check_date=date(2025, 9, 4))
+            session.flush()
+        session.rollback()
+    finally:
+        session.execute(
+            text(
+                "ALTER TABLE daily_balance_checks_p202509 DROP CONSTRAINT IF EXISTS "
+                "daily_balance_checks_p202509_frozen"
+            )
+        )
+        session.commit()
+
+
+def test_a_hot_month_cannot_be_frozen_or_retired(session: Session) -> None:
+    """Migration 0011: the definer functions refuse a month inside its horizon, measured
+    on the database's clock, whatever the caller's settings say."""
+    from app.maintenance.repository.partitions import Partition, freeze, retire
+
+    hot = Partition("daily_balance_checks", Month.of(date.today()))
+    with pytest.raises(DBAPIError, match="inside its retention horizon"):
+        freeze(session, hot)
+    session.rollback()
+    with pytest.raises(DBAPIError, match="inside its retention horizon"):
+        retire(session, hot, rows=0, cold_set="x", manifest_sha256="y")
+    session.rollback()
+    assert hot.name in {p.name for p in list_partitions(session, hot.table)}

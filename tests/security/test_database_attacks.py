@@ -212,7 +212,11 @@ def test_the_compose_flow_runs_migrations_as_the_non_superuser_owner(
                 text("SELECT rolsuper FROM pg_roles WHERE rolname = :r"), {"r": NAMES.owner}
             )
         # The audit functions are the writer's; partition maintenance (0011) the owner's.
-        partition_functions = {"pn_ensure_partitions", "pn_retire_partition"}
+        partition_functions = {
+            "pn_ensure_partitions",
+            "pn_freeze_partition",
+            "pn_retire_partition",
+        }
         assert {n for n, o in definers.items() if o == NAMES.owner} == partition_functions
         assert {o for n, o in definers.items() if n not in partition_functions} == {
             "pn_audit_writer"

@@ -91,6 +91,37 @@ def count_rows(session: Session, partition: Partition) -> int:
     )
 
 
+def _frozen_name(partition: Partition) -> str:
+    return f"{partition.name}_frozen"
+
+
+def freeze(session: Session, partition: Partition) -> bool:
+    """Refuse any new or changed row in the partition from now on (``CHECK (false) NOT
+    VALID``: existing rows are not checked, every insert or update is), so that what is
+    exported afterwards is all it will ever hold. Idempotent; through the owner's
+    ``pn_freeze_partition`` (migration 0011: only months past their horizon). True when
+    it froze it now."""
+    session.execute(text("SET LOCAL lock_timeout = '10s'"))
+    return bool(
+        session.scalar(
+            text("SELECT public.pn_freeze_partition(:t, :m)"),
+            {"t": partition.table, "m": partition.month.first},
+        )
+    )
+
+
+def is_frozen(session: Session, partition: Partition) -> bool:
+    return bool(
+        session.scalar(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = :n "
+                "AND conrelid = to_regclass(:p))"
+            ),
+            {"n": _frozen_name(partition), "p": partition.name},
+        )
+    )
+
+
 def retire(
     session: Session,
     partition: Partition,
