@@ -80,7 +80,8 @@ def verify(
     if report.cold_seals or report.unread_seals:
         summary += (
             f"; retired to cold storage: {report.cold_seals} seals checked against their "
-            f"files, {report.unread_seals} by their links only (--cold reads the files)"
+            f"files, {report.unread_seals} by their links only (without --cold, or the set "
+            "expired)"
         )
     broken = report.first_break
     if broken is None:

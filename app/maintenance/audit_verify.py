@@ -14,7 +14,8 @@ a day whose last seal differs from the head exported with a backup.
 Days retired to cold storage (their audit_log month dropped by retention, recorded in
 ``pn_retired_partitions``) keep their seals in the database: their links are checked as
 any other; their rows are checked against the cold files when ``cold`` is given
-(``audit verify --cold``: app/maintenance/audit_cold.py), else counted as not read.
+(``audit verify --cold``: app/maintenance/audit_cold.py), else counted as not read (as
+are the days of a month whose set has expired and been deleted, after 10 years).
 """
 
 from __future__ import annotations
@@ -101,11 +102,11 @@ def verify(
         _check_link(report, seal, previous)
         statement = statements.pop(seal.statement_id, None)
         if statement is None and retired.holds(seal.day):
-            if cold is None:
-                report.unread_seals += 1
-            else:
+            if retired.readable(seal.day):
                 report.cold_seals += 1
                 _check_rows(report, seal, retired.statement(seal))
+            else:  # no --cold, or the month's set has expired (10 years)
+                report.unread_seals += 1
         else:
             _check_rows(report, seal, statement)
         seq_of[seal.statement_id] = (seal.day, seal.seq)
@@ -143,15 +144,26 @@ class _Retired:
         self.months = {Month.of(m) for m in months}
         self.cold = cold
         self.read: dict[Month, dict[int, Statement]] = {}
+        self.absent: set[Month] = set()  # no set any more (expired)
 
     def holds(self, day: date) -> bool:
         return Month.of(day) in self.months
 
+    def readable(self, day: date) -> bool:
+        """Whether the day's cold set can be read (reads it the first time)."""
+        month = Month.of(day)
+        if self.cold is None or month in self.absent:
+            return False
+        if month not in self.read:
+            found = self.cold(month)
+            if found is None:
+                self.absent.add(month)
+                return False
+            self.read[month] = dict(found)
+        return True
+
     def statement(self, seal: Seal) -> Statement | None:
-        month = Month.of(seal.day)
-        if month not in self.read and self.cold is not None:
-            self.read[month] = dict(self.cold(month) or {})
-        return self.read.get(month, {}).pop(seal.statement_id, None)
+        return self.read.get(Month.of(seal.day), {}).pop(seal.statement_id, None)
 
     def left_over(self, first: date, last: date) -> list[Statement]:
         return [
