@@ -101,6 +101,13 @@ def migrate(url: str, revision: str = "head") -> None:
 TEST_PARTITIONS_FROM = (2024, 1)
 
 
+_PARTITION_COUNT = text(
+    "SELECT count(*) FROM pg_inherits WHERE inhparent IN "
+    "('daily_balance_checks'::regclass, 'audit_log'::regclass, 'system_events'::regclass)"
+)
+_partitions_made = {"count": 0}
+
+
 def ensure_test_partitions(url: str) -> None:
     from datetime import date
 
@@ -113,7 +120,16 @@ def ensure_test_partitions(url: str) -> None:
         for _ in range(3):
             last = Month.of(last.next_first)
         ensure_range(s, Month(*TEST_PARTITIONS_FROM), last)
+        _partitions_made["count"] = int(s.scalar(_PARTITION_COUNT) or 0)
     eng.dispose()
+
+
+def _restore_partitions(engine: Engine) -> None:
+    """A test that ran retention dropped the old months' partitions: make them again."""
+    with engine.connect() as conn:
+        count = int(conn.scalar(_PARTITION_COUNT) or 0)
+    if count < _partitions_made["count"]:
+        ensure_test_partitions(engine.url.render_as_string(hide_password=False))
 
 
 @pytest.fixture(scope="session")
@@ -151,6 +167,7 @@ def db(engine: Engine) -> Iterator[Engine]:
     """The engine, with every table emptied after the test."""
     yield engine
     truncate_all(engine)
+    _restore_partitions(engine)
 
 
 @pytest.fixture

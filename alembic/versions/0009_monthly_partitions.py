@@ -148,7 +148,10 @@ def _grants(table: str) -> list[str]:
         )
         .all()
     )
-    return [f'GRANT {privs} ON {table} TO "{grantee}"' for grantee, privs in rows]
+    return [
+        f"GRANT {privs} ON {table} TO " + ("PUBLIC" if grantee == "PUBLIC" else f'"{grantee}"')
+        for grantee, privs in rows
+    ]
 
 
 def _refuse_referencing_keys(table: str) -> None:

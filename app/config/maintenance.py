@@ -30,7 +30,8 @@ class MaintenanceSettings(BaseModel):
     retention_batch_size: int = Field(
         default=5000,
         ge=1,
-        description="Rows deleted per statement from the small tables' retired months.",
+        description="No longer used (issue 21: months leave whole); kept so that existing "
+        "configurations stay valid.",
     )
     cold_storage_dir: Path = Field(
         default=PROJECT_ROOT / ".data" / "cold-storage",

@@ -73,11 +73,9 @@ def retention_class(table: str) -> str:
 
 
 def expires_on(month: Month, years: int) -> date:
+    """The month's end (the first of the next month) ``years`` later."""
     end = month.next_first
-    try:
-        return end.replace(year=end.year + years)
-    except ValueError:  # never: the first of a month exists every year
-        return end.replace(year=end.year + years, day=28)
+    return end.replace(year=end.year + years)  # the 1st of a month exists every year
 
 
 def arrow_type(data_type: str, precision: int | None, scale: int | None) -> pa.DataType:
