@@ -20,12 +20,21 @@ class MaintenanceSettings(BaseModel):
         "clocks change at 02:00 (02:00-02:59 is skipped in spring, 01:00-01:59 repeated in "
         "autumn), so 03:00 or later exists exactly once every day.",
     )
+    # The lower bounds are the seed's periods, which the database itself enforces for the
+    # partitioned tables (migration 0011's pn_retire_partition): a shorter value would
+    # only make every run fail, so it fails at start instead.
     retention_hot_days: int = Field(
-        default=365, ge=1, description="Checks, qualifications, notifications, deliveries."
+        default=365,
+        ge=365,
+        description="Checks, qualifications, notifications, deliveries (at least 365).",
     )
-    retention_audit_hot_days: int = Field(default=730, ge=1, description="audit_log.")
+    retention_audit_hot_days: int = Field(
+        default=730, ge=730, description="audit_log (at least 730)."
+    )
     retention_system_events_days: int = Field(
-        default=365, ge=1, description="system_events older than this are deleted."
+        default=365,
+        ge=365,
+        description="system_events older than this are deleted (at least 365).",
     )
     retention_batch_size: int = Field(
         default=5000,
