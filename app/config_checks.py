@@ -166,6 +166,7 @@ def check_signing_key(value: SecretStr | None) -> SecretStr | None:
 FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "qualification_kick_time": check_kick_time,
     "retention_kick_time": check_kick_time,
+    "partitions_kick_time": check_kick_time,
     "balance_kick_time": check_kick_time,
     "balance_gap_repair_time": check_kick_time,
     "backup_time": check_kick_time,

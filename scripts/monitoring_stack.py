@@ -148,6 +148,14 @@ class Stack:
             with conn.cursor() as cur:
                 cur.execute(f"CREATE ROLE {DB_USER} SUPERUSER LOGIN PASSWORD %s", (password,))
                 cur.execute(f"CREATE DATABASE {DATABASE} OWNER {DB_USER}")
+                # The exporter logs in as compose names it, with pg_monitor only (what
+                # `db roles --logins` gives pn_exporter_login).
+                env = compose_environment("postgres-exporter")
+                login = env["DATA_SOURCE_USER"]
+                secret = Path(env["DATA_SOURCE_PASS_FILE"]).name
+                exporter_password = (self.secrets / secret).read_text().strip()
+                cur.execute(f'CREATE ROLE "{login}" LOGIN PASSWORD %s', (exporter_password,))
+                cur.execute(f'GRANT pg_monitor TO "{login}"')
         finally:
             conn.close()
         _common.migrate(self.database_url)  # as compose's migrate service: over TLS

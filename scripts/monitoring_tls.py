@@ -95,6 +95,8 @@ def write_secrets(folder: Path, pg_port: int, redis_port: int) -> None:
     write("redis_exporter_password_map",
           json.dumps({f"rediss://127.0.0.1:{redis_port}": passwords["exporter"]}))  # fmt: skip
     write("broker_signing_key", secrets.token_hex(32))
+    # The postgres exporter's own login (compose: DATA_SOURCE_PASS_FILE=exporter_password).
+    write("exporter_password", secrets.token_hex(24))
 
 
 def local_path(value: str, secrets_dir: Path, mounts: dict[str, Path] | None = None) -> str:

@@ -2,8 +2,8 @@
 
 * ``DATABASE_URL`` set: its server is used; a fresh database ``pn_test`` is created on it
   (the database named in the URL is left alone). Unset: the embedded server.
-* Every test that touches the database gets clean tables afterwards (TRUNCATE, as a
-  privileged maintenance transaction so audit_log's append-only trigger allows it).
+* Every test that touches the database gets clean tables afterwards (TRUNCATE, with
+  ``session_replication_role = replica`` so audit_log's append-only trigger stays out).
 * Redis: ``REDIS_URL`` when set (the db is flushed around each test that asks for it),
   else fakeredis with one shared ``FakeServer``.
 """
@@ -96,10 +96,47 @@ def migrate(url: str, revision: str = "head") -> None:
     command.upgrade(config, revision)
 
 
+# Months the tests write rows in (the monthly partitions of migration 0009 have no default
+# partition: a row outside them fails). 2024-01 through three months past today.
+TEST_PARTITIONS_FROM = (2024, 1)
+
+
+_PARTITION_COUNT = text(
+    "SELECT count(*) FROM pg_inherits WHERE inhparent IN "
+    "('daily_balance_checks'::regclass, 'audit_log'::regclass, 'system_events'::regclass)"
+)
+_partitions_made = {"count": 0}
+
+
+def ensure_test_partitions(url: str) -> None:
+    from datetime import date
+
+    from app.maintenance.partitions import ensure_range
+    from app.months import Month
+
+    eng = db_session.build_engine(url)
+    with Session(eng) as s, s.begin():
+        last = Month.of(date.today())
+        for _ in range(3):
+            last = Month.of(last.next_first)
+        ensure_range(s, Month(*TEST_PARTITIONS_FROM), last)
+        _partitions_made["count"] = int(s.scalar(_PARTITION_COUNT) or 0)
+    eng.dispose()
+
+
+def _restore_partitions(engine: Engine) -> None:
+    """A test that ran retention dropped the old months' partitions: make them again."""
+    with engine.connect() as conn:
+        count = int(conn.scalar(_PARTITION_COUNT) or 0)
+    if count < _partitions_made["count"]:
+        ensure_test_partitions(engine.url.render_as_string(hide_password=False))
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     url = recreate_database(_server_url(), TEST_DATABASE)
     migrate(url)
+    ensure_test_partitions(url)
     # Subprocesses (real Dramatiq workers, CLI runs) inherit the test database.
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
@@ -119,7 +156,9 @@ def engine(database_url: str) -> Iterator[Engine]:
 def truncate_all(engine: Engine) -> None:
     tables = [t.name for t in Base.metadata.sorted_tables] + list(ARCHIVE_TABLES)
     with engine.begin() as conn:
-        conn.execute(text("SET LOCAL app.audit_maintenance = 'on'"))
+        # The append-only triggers have no bypass (migration 0010); the test superuser
+        # skips every ordinary trigger instead (session_replication_role is superuser-only).
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
         conn.execute(text(f"TRUNCATE {', '.join(sorted(set(tables)))} RESTART IDENTITY CASCADE"))
 
 
@@ -128,6 +167,7 @@ def db(engine: Engine) -> Iterator[Engine]:
     """The engine, with every table emptied after the test."""
     yield engine
     truncate_all(engine)
+    _restore_partitions(engine)
 
 
 @pytest.fixture

@@ -177,3 +177,16 @@ def progress_bar(description: str, total: int | None) -> Iterator[Any]:
             progress.update(task, advance=n)
 
         yield advance
+
+
+def operator() -> str:
+    """Who a command acts as: ``cli:<database login>`` (never ``$USER``). If the database
+    cannot be asked now, ``cli``: the audit functions record ``cli:<session_user>`` anyway."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.db.audit import CLI, operator_label
+
+    try:
+        return operator_label()
+    except SQLAlchemyError:
+        return CLI

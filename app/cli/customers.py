@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from app.cli.common import (
     OutputFormat,
     UserError,
     emit_rows,
+    operator,
     progress_bar,
     require_input,
     require_writable,
@@ -21,13 +21,6 @@ from app.cli.groups import cli
 
 customers_app = typer.Typer(help="Customer master data.", no_args_is_help=True)
 cli.add_typer(customers_app, name="customers")
-
-
-def _operator() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 @customers_app.command("import")
@@ -67,7 +60,7 @@ def import_file(
                 file,
                 region=region or get_settings().default_phone_region,
                 progress=advance,
-                triggered_by=_operator(),
+                triggered_by=operator(),
             )
     except CustomerFileError as exc:
         raise UserError(f"{file}: {exc}") from None

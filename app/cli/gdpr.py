@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from datetime import date, datetime
 from decimal import Decimal
@@ -12,7 +11,7 @@ from uuid import UUID
 
 import typer
 
-from app.cli.common import UserError, err_console, require_writable
+from app.cli.common import UserError, err_console, operator, require_writable
 from app.cli.groups import cli
 from app.db.session import session_scope
 from app.maintenance import encryption, gdpr
@@ -23,18 +22,13 @@ cli.add_typer(gdpr_app, name="gdpr")
 ACCOUNT = typer.Option(..., "--account", help="The customer's account number.")
 
 
-def _operator() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal | UUID):
         return str(value)
+    if isinstance(value, bytes | memoryview):  # audit rows' hashes
+        return bytes(value).hex()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
@@ -68,7 +62,7 @@ def export(
     written = False
     try:
         with session_scope() as session:
-            document = gdpr.export(session, account, operator=_operator())
+            document = gdpr.export(session, account, operator=operator())
             body = json.dumps(document, default=_json_default, ensure_ascii=False, indent=2)
             if output is not None:
                 _write_private(output, body + "\n")
@@ -106,7 +100,7 @@ def erase(
         typer.confirm(f"Irreversibly anonymise account {account}?", abort=True)
     try:
         with session_scope() as session:
-            counts = gdpr.erase(session, account, anonymise=anonymise, operator=_operator())
+            counts = gdpr.erase(session, account, anonymise=anonymise, operator=operator())
     except gdpr.GdprError as exc:
         raise UserError(str(exc)) from None
     what = "anonymised" if anonymise else "deactivated"

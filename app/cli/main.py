@@ -32,8 +32,10 @@ COMMAND_MODULES = (
     "app.cli.dlq",
     "app.cli.gdpr",
     "app.cli.retention",
+    "app.cli.archive",
     "app.cli.ops_db",
     "app.cli.ops_backup",
+    "app.cli.audit",
     "app.cli.delivery",
     # The tooling (demo, simulators): the one place production code loads app/devtools.
     "app.devtools.cli",

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Any
 
 import typer
 
 from app.balances.sources import SourceError
-from app.cli.common import OutputFormat, UserError, console, emit_rows, err_console, parse_month
+from app.cli.common import (
+    OutputFormat,
+    UserError,
+    console,
+    emit_rows,
+    err_console,
+    operator,
+    parse_month,
+)
 from app.cli.groups import enqueue_app, run_app
 from app.config import get_settings
 from app.months import Month
@@ -16,13 +23,6 @@ from app.qualification.months import QualificationError, ensure_closed
 
 FORMAT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
 MONTH_HELP = "The month to qualify, YYYY-MM (it must be over in the bank's time zone)."
-
-
-def _operator() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _require_gap_source(month: Month) -> None:
@@ -67,7 +67,7 @@ def run_qualification(
         raise UserError(str(exc)) from None
     if not skip_gap_repair:
         _require_gap_source(target)
-    operator = _operator()
+    actor = operator()
     with Progress(console=err_console, disable=not err_console.is_terminal) as bar:
         tasks: dict[str, Any] = {}
 
@@ -82,8 +82,8 @@ def run_qualification(
                 target,
                 recompute=recompute,
                 gap_repair=None if skip_gap_repair else service.default_gap_repair,
-                triggered_by=operator,
-                user_id=operator,
+                triggered_by=actor,
+                user_id=actor,
                 progress=progress,
             )
         except (QualificationError, SourceError) as exc:

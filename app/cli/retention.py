@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Any
 
 import typer
 
-from app.cli.common import OutputFormat, UserError, emit_rows, err_console
+from app.cli.common import OutputFormat, UserError, emit_rows, err_console, operator
 from app.cli.groups import enqueue_app, run_app
-
-
-def _operator() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
 
 _FMT_OPT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv")
 
@@ -25,7 +16,7 @@ _FMT_OPT = typer.Option(OutputFormat.TABLE, "--format", help="table, json or csv
 def run_retention(
     fmt: OutputFormat = _FMT_OPT,
 ) -> None:
-    """Archive rows past their hot period, delete old system events, export to cold storage."""
+    """Move months past their hot period to cold storage, drop old partitions, expire."""
     from rich.progress import Progress
 
     from app.db.session import session_scope
@@ -36,23 +27,26 @@ def run_retention(
 
         def progress(step: str, done: int, total: int | None) -> None:
             if step not in tasks:
-                tasks[step] = bar.add_task(f"archive {step}", total=total)
+                tasks[step] = bar.add_task(f"retire {step}", total=total)
             bar.update(tasks[step], completed=done, total=total)
 
-        result = retention.run(session_scope, triggered_by=_operator(), progress=progress)
+        result = retention.run(session_scope, triggered_by=operator(), progress=progress)
     if result.skipped:  # nothing done: an operator's situation, not an internal failure
         raise UserError(f"nothing done: {result.skipped}")
-    rows = [{"table": t, "action": "archived", "rows": n} for t, n in result.moved.items()]
-    rows.append({"table": "system_events", "action": "deleted", "rows": result.events_deleted})
-    rows += [
-        {"table": f["table"], "action": "exported", "rows": f["rows"], "sha256": f["sha256"]}
-        for f in result.exported_files
+    rows: list[dict[str, Any]] = [
+        {"table": e["table"], "month": e["month"], "action": "exported", "rows": e["rows"]}
+        for e in result.exported
     ]
+    rows += [
+        {"table": t, "month": "", "action": "deleted", "rows": n} for t, n in result.deleted.items()
+    ]
+    rows += [{"table": p, "month": "", "action": "dropped", "rows": ""} for p in result.dropped]
+    rows += [{"table": s, "month": "", "action": "expired", "rows": ""} for s in result.expired]
     emit_rows(
-        rows, ["table", "action", "rows", "sha256"], fmt, title=f"Retention run {result.run_id}"
+        rows, ["table", "month", "action", "rows"], fmt, title=f"Retention run {result.run_id}"
     )
-    if fmt is OutputFormat.TABLE and result.export_folder:
-        typer.echo(f"cold storage: {result.export_folder}")
+    if fmt is OutputFormat.TABLE and result.store:
+        typer.echo(f"cold storage: {result.store}")
 
 
 @enqueue_app.command("retention")
@@ -61,5 +55,5 @@ def enqueue_retention() -> None:
     # Lazily: only enqueueing commands load the worker runtime.
     from worker.actors.maintenance import retention_run
 
-    message = retention_run.send(_operator())
+    message = retention_run.send(operator())
     typer.echo(f"enqueued retention: message {message.message_id}")

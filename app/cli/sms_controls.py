@@ -8,13 +8,12 @@ every SMS_PAUSED_RECHECK_SECONDS and carry on once sending is resumed, each row 
 
 from __future__ import annotations
 
-import getpass
 import uuid
 
 import typer
 
 from app.campaign import switch
-from app.cli.common import console
+from app.cli.common import console, operator
 from app.cli.sms import sms_app
 from app.config import get_settings
 from app.db.audit import set_audit_context
@@ -23,19 +22,12 @@ from app.db.session import session_scope
 REASON = typer.Option(None, "--reason", help="Why (kept in the audit trail and the event).")
 
 
-def _operator() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
 def _flip(paused: bool, reason: str | None) -> tuple[bool, switch.SwitchState]:
-    operator, correlation_id = _operator(), uuid.uuid4()
+    actor, correlation_id = operator(), uuid.uuid4()
     with session_scope() as session:
-        set_audit_context(session, correlation_id, operator)
+        set_audit_context(session, correlation_id, actor)
         changed = switch.set_paused(
-            session, paused, changed_by=operator, reason=reason, correlation_id=correlation_id
+            session, paused, changed_by=actor, reason=reason, correlation_id=correlation_id
         )
         state = switch.read(session)
     return changed, state

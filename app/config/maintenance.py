@@ -20,19 +20,65 @@ class MaintenanceSettings(BaseModel):
         "clocks change at 02:00 (02:00-02:59 is skipped in spring, 01:00-01:59 repeated in "
         "autumn), so 03:00 or later exists exactly once every day.",
     )
+    # The lower bounds are the seed's periods, which the database itself enforces for the
+    # partitioned tables (migration 0011's pn_retire_partition): a shorter value would
+    # only make every run fail, so it fails at start instead.
     retention_hot_days: int = Field(
-        default=365, ge=1, description="Checks, qualifications, notifications, deliveries."
+        default=365,
+        ge=365,
+        description="Checks, qualifications, notifications, deliveries (at least 365).",
     )
-    retention_audit_hot_days: int = Field(default=730, ge=1, description="audit_log.")
+    retention_audit_hot_days: int = Field(
+        default=730, ge=730, description="audit_log (at least 730)."
+    )
     retention_system_events_days: int = Field(
-        default=365, ge=1, description="system_events older than this are deleted."
+        default=365,
+        ge=365,
+        description="system_events older than this are deleted (at least 365).",
     )
     retention_batch_size: int = Field(
-        default=5000, ge=1, description="Rows moved per transaction (insert + delete)."
+        default=5000,
+        ge=1,
+        description="No longer used (issue 21: months leave whole); kept so that existing "
+        "configurations stay valid.",
     )
     cold_storage_dir: Path = Field(
         default=PROJECT_ROOT / ".data" / "cold-storage",
-        description="Folder (a mounted bucket or NFS share) of the archive CSV.gz exports.",
+        description="Local folder of the cold storage (Parquet files and manifests) when "
+        "COLD_STORAGE_URL is not set.",
+    )
+    cold_storage_url: str | None = Field(
+        default=None,
+        pattern=r"^(s3|file|memory)://.+",
+        description="Object-store URL of the cold storage (s3://bucket/prefix); unset = "
+        "COLD_STORAGE_DIR. Written through fsspec (s3fs for s3://).",
+    )
+    cold_storage_s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3 endpoint of an S3-compatible store (MinIO, Ceph); unset = AWS.",
+    )
+    cold_storage_s3_sse: str | None = Field(
+        default="AES256",
+        pattern=r"^(AES256|aws:kms)$",
+        description="Server-side encryption asked for every object written to s3:// "
+        "(AES256 or aws:kms); unset = the bucket's default encryption.",
+    )
+    cold_storage_years: int = Field(
+        default=7, ge=1, description="Years a cold object is kept after its month (seed 9)."
+    )
+    cold_storage_audit_years: int = Field(
+        default=10, ge=1, description="Years the audit log's cold objects are kept."
+    )
+    partitions_months_ahead: int = Field(
+        default=2,
+        ge=2,
+        description="Months of partitions kept created ahead of the current one.",
+    )
+    partitions_kick_time: str = Field(
+        default="04:15",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Local (BANK_TIMEZONE) HH:MM of the daily kick that creates the "
+        "partitions ahead (idempotent).",
     )
     ops_stuck_queued_minutes: int = Field(
         default=60, ge=1, description="status: Queued notifications older than this are stuck."
@@ -43,7 +89,7 @@ class MaintenanceSettings(BaseModel):
     db_role_prefix: str = Field(
         default="pn",
         pattern=r"^[a-z][a-z0-9_]{0,40}$",
-        description="Prefix of the database roles `db roles` manages (<prefix>_worker, ...).",
+        description="Prefix of the roles `db roles` manages (<prefix>_owner, _balances, ...).",
     )
     backup_dir: Path = Field(
         default=PROJECT_ROOT / ".data" / "backups",

@@ -23,7 +23,8 @@ from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
 from app.customers.validation import CustomerRow
-from app.models import AuditLog, JobRun
+from app.db import audit
+from app.models import JobRun
 from app.models.enums import RunStatus
 
 JOB = "customer_import"
@@ -175,14 +176,13 @@ def audit_import(
     details: dict[str, Any],
 ) -> None:
     """The import's own audit row: counts and which fields changed, never a value."""
-    session.add(
-        AuditLog(
-            entity_type="CustomerImport",
-            entity_id=run_id,
-            operation="PROCESS",
-            correlation_id=correlation_id,
-            user_id=user_id[:100],
-            service_name=SERVICE,
-            details=details,
-        )
+    audit.record(
+        session,
+        entity_type="CustomerImport",
+        entity_id=run_id,
+        operation="PROCESS",
+        correlation_id=correlation_id,
+        user_id=user_id[:100],
+        service_name=SERVICE,
+        details=details,
     )

@@ -13,9 +13,10 @@ application session cannot turn them back on. Slow statements are diagnosed with
 constants replaced by ``$n``. Server-side binding was not chosen: psycopg2 has none, and
 a driver change touches every query of the system.
 
-``db roles`` (app/maintenance/roles.py) is to apply :func:`apply_role_settings` to every
-login role it creates (docs/security.md); tests/platform/test_security_smaller.py shows
-that the server log of a cluster logging everything keeps no value from such a role.
+``db roles --logins`` (app/maintenance/roles.py) applies :func:`apply_role_settings` to
+every login role it creates when it runs as a superuser (compose's roles step);
+tests/platform/test_security_smaller.py shows that the server log of a cluster logging
+everything keeps no value from such a role.
 """
 
 from __future__ import annotations

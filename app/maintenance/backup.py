@@ -12,7 +12,8 @@ pg_dump (``--snapshot``), so the per-table row counts and checksums stored besid
 describe exactly the data in it. pg_dump's output is streamed through age (to
 ``BACKUP_AGE_RECIPIENTS_FILE``): no clear copy ever touches the disk. The sidecar
 ``.json`` (no personal data: counts, checksums, digests) holds the SHA-256 of the
-ciphertext, checked before anything is decrypted, and of the clear dump, checked after.
+ciphertext, checked before anything is decrypted, and of the clear dump, checked after,
+and the audit chain's heads of the last days (``audit verify --heads <sidecar>``).
 
 Checksums are order-independent sums of md5 over each row's text (no sort, one pass,
 constant memory). The session pins DateStyle, TimeZone and extra_float_digits so the
@@ -98,6 +99,7 @@ def backup(
                 partial,
             )
         tables = fingerprints(pg)  # same snapshot as the dump
+        heads = repository.audit_chain_heads(pg)  # `audit verify --heads <sidecar>`
     finally:
         pg.rollback()
         pg.close()
@@ -114,6 +116,7 @@ def backup(
         "plain_sha256": clear_sha,
         "seconds": round(time.monotonic() - started, 2),
         "tables": tables,
+        "audit_chain_heads": heads,
     }
     encryption.write_private(
         Path(str(target) + ".json"), (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()

@@ -1,54 +1,105 @@
-"""Export of archived rows to cold storage: CSV.gz files, a JSON manifest, SHA-256 sums.
+"""Cold storage format: Parquet file sets, one per table and month, with a manifest.
 
-One export covers the rows archived in a window ``(since, until]`` of ``archived_at``
-(the retention run's watermark), so each archived row is exported exactly once by the
-run that finished after archiving it; a run that failed before exporting leaves the
-watermark where it was and the next run exports those rows too.
+Layout under the store's root (app/maintenance/cold_store.py, a folder or an S3 URL)::
 
-Layout: ``<COLD_STORAGE_DIR>/YYYY/MM/DD/retention-<run id>/`` holding one
-``<table>.csv.gz`` per archive table with rows, ``manifest.json`` (tables, row counts,
-columns, byte sizes, SHA-256 of each file, the window) and ``SHA256SUMS`` (checkable
-with ``sha256sum -c``). Files are written under a temporary name, verified (re-read,
-row count and checksum) and renamed; the manifest is written last, so a folder without
-a manifest is an incomplete export and can be deleted.
+    <table>/<YYYY>/<MM>/part-<id>.parquet   one or more files (pyarrow, zstd)
+    <table>/<YYYY>/<MM>/manifest.json       what the set holds (below)
+    <table>/<YYYY>/<MM>/SHA256SUMS          ``sha256sum -c`` of the files
+
+The manifest records the table, the month, each file's rows, bytes and SHA-256, the
+totals, the Arrow schema, the retention class (``audit``: 10 years, ``standard``: 7)
+and the expiry date (the month's end plus those years), and which column names the
+customer. A file is written to a local temporary file, hashed, copied into the store
+and then **verified by re-reading the stored object** (its SHA-256 and the row count in
+its Parquet footer) before the manifest names it; the manifest is written after the
+files and SHA256SUMS, so a set without a manifest, or a file the manifest does not
+name, is debris of an interrupted run (the next run writes the set again).
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
-import os
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
-from app.maintenance.repository import cold_storage as repository
-from app.models import ARCHIVE_TABLES
+from app.maintenance.cold_store import ColdStore
+from app.months import Month
 
+FORMAT = "premium-notify-cold/2"
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
-FORMAT = "premium-notify-cold-storage/1"
-
-
-@dataclass(frozen=True)
-class ExportedFile:
-    table: str
-    file: str
-    rows: int
-    bytes: int
-    sha256: str
-    columns: list[str]
+AUDIT_TABLES = frozenset({"audit_log"})
+# Column naming the customer, per table (delivery_status: through its notification).
+CUSTOMER_COLUMN = {
+    "daily_balance_checks": "customer_id",
+    "monthly_qualifications": "customer_id",
+    "notifications": "customer_id",
+}
 
 
 class ExportError(RuntimeError):
-    """A written file does not read back as written."""
+    """A written object does not read back as written, or a set is inconsistent."""
 
 
-def _sha256(path: Path) -> str:
+@dataclass(frozen=True)
+class Unit:
+    """One file set: a table's month."""
+
+    table: str
+    month: Month
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.table}/{self.month.year:04d}/{self.month.month:02d}"
+
+    @property
+    def manifest(self) -> str:
+        return f"{self.prefix}/{MANIFEST}"
+
+
+def retention_class(table: str) -> str:
+    return "audit" if table in AUDIT_TABLES else "standard"
+
+
+def expires_on(month: Month, years: int) -> date:
+    """The month's end (the first of the next month) ``years`` later."""
+    end = month.next_first
+    return end.replace(year=end.year + years)  # the 1st of a month exists every year
+
+
+def arrow_type(data_type: str, precision: int | None, scale: int | None) -> pa.DataType:
+    """The Arrow type a PostgreSQL column is stored as (uuid and jsonb: their text)."""
+    if data_type == "boolean":
+        return pa.bool_()
+    if data_type == "integer":
+        return pa.int32()
+    if data_type == "bigint":
+        return pa.int64()
+    if data_type == "numeric":
+        return pa.decimal128(precision or 38, scale or 0)
+    if data_type == "date":
+        return pa.date32()
+    if data_type.startswith("timestamp"):
+        return pa.timestamp("us")
+    return pa.string()
+
+
+def schema_of(columns: list[tuple[str, str, int | None, int | None]]) -> pa.Schema:
+    return pa.schema([(name, arrow_type(t, p, s)) for name, t, p, s in columns])
+
+
+def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -56,105 +107,165 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _count_csv_rows(path: Path) -> int:
-    import csv
+def _csv_options(schema: pa.Schema) -> dict[str, Any]:
+    return {
+        "parse_options": pa_csv.ParseOptions(newlines_in_values=True),
+        "convert_options": pa_csv.ConvertOptions(
+            column_types={f.name: f.type for f in schema},
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,  # "" is an empty string, an empty field NULL
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    }
 
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
-        return sum(1 for _ in csv.reader(fh)) - 1  # minus the header
+
+def read_csv(csv_path: Path, schema: pa.Schema) -> pa.Table:
+    """PostgreSQL's COPY CSV (with header) as an Arrow table of ``schema``."""
+    return pa_csv.read_csv(csv_path, **_csv_options(schema)).select(schema.names).cast(schema)
 
 
-def export_window(
-    engine: Engine,
-    folder: Path,
-    since: datetime | None,
-    until: datetime,
-    *,
-    run_id: str,
-) -> list[ExportedFile]:
-    """Write every archive table's rows archived in ``(since, until]``; returns the files.
+def csv_to_parquet(csv_path: Path, parquet_path: Path, schema: pa.Schema) -> int:
+    """Convert PostgreSQL's COPY CSV (with header) to Parquet, streaming; returns rows."""
+    rows = 0
+    reader = pa_csv.open_csv(csv_path, **_csv_options(schema))
+    with pq.ParquetWriter(parquet_path, schema, compression="zstd") as writer:
+        for batch in reader:
+            table = pa.Table.from_batches([batch]).select(schema.names).cast(schema)
+            writer.write_table(table)
+            rows += table.num_rows
+    return rows
 
-    COPY streams straight from the server into gzip (no rows held in memory).
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    exported: list[ExportedFile] = []
-    raw = engine.raw_connection()
-    try:
-        for name in sorted(ARCHIVE_TABLES):
-            columns = [c.name for c in ARCHIVE_TABLES[name].columns]
-            expected = repository.count_archived(raw, name, since, until)
-            if expected == 0:
-                continue
-            target = folder / f"{name}.csv.gz"
-            tmp = target.with_suffix(".gz.partial")
-            with gzip.open(tmp, "wb", compresslevel=6) as gz:
-                repository.copy_archived_csv(raw, name, columns, since, until, gz)
-            rows = _count_csv_rows(tmp)
-            if rows != expected:
-                raise ExportError(f"{name}: wrote {rows} rows, expected {expected}")
-            os.replace(tmp, target)
-            exported.append(
-                ExportedFile(
-                    table=name,
-                    file=target.name,
-                    rows=rows,
-                    bytes=target.stat().st_size,
-                    sha256=_sha256(target),
-                    columns=columns,
-                )
-            )
-        raw.rollback()  # read-only; end the transaction COPY opened
-    finally:
-        raw.close()
-    return exported
+
+def table_to_parquet(table: pa.Table, parquet_path: Path) -> int:
+    pq.write_table(table, parquet_path, compression="zstd")
+    return int(table.num_rows)
+
+
+def store_file(
+    store: ColdStore, unit: Unit, write: Callable[[Path], int], *, run_id: str
+) -> dict[str, Any]:
+    """Write one Parquet file of ``unit`` (``write`` fills a local path, returns its rows),
+    copy it into the store and verify the stored object; returns its manifest entry."""
+    with tempfile.TemporaryDirectory(prefix="pn-cold-") as tmp:
+        local = Path(tmp) / "part.parquet"
+        rows = write(local)
+        sha = _sha256_file(local)
+        name = f"part-{uuid.uuid4().hex[:12]}.parquet"
+        relative = f"{unit.prefix}/{name}"
+        with local.open("rb") as src, store.writer(relative) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    entry = {
+        "file": name,
+        "rows": rows,
+        "bytes": store.size(relative),
+        "sha256": sha,
+        "run_id": run_id,
+        "written_at": _now(),
+    }
+    verify_file(store, unit, entry)
+    return entry
+
+
+def verify_file(store: ColdStore, unit: Unit, entry: dict[str, Any]) -> None:
+    """Re-read the stored object: its SHA-256 and the rows in its Parquet footer."""
+    relative = f"{unit.prefix}/{entry['file']}"
+    if not store.exists(relative):
+        raise ExportError(f"{store.display(relative)}: missing")
+    if store.sha256(relative) != entry["sha256"]:
+        raise ExportError(f"{store.display(relative)}: checksum mismatch")
+    with store.open(relative) as fh:
+        rows = pq.ParquetFile(fh).metadata.num_rows
+    if rows != entry["rows"]:
+        raise ExportError(f"{store.display(relative)}: {rows} rows, expected {entry['rows']}")
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def read_manifest(store: ColdStore, unit: Unit) -> dict[str, Any] | None:
+    if not store.exists(unit.manifest):
+        return None
+    value: dict[str, Any] = json.loads(store.read_bytes(unit.manifest))
+    return value
 
 
 def write_manifest(
-    folder: Path,
-    files: list[ExportedFile],
+    store: ColdStore,
+    unit: Unit,
+    files: list[dict[str, Any]],
+    schema: pa.Schema,
     *,
-    run_id: str,
-    since: datetime | None,
-    until: datetime,
+    years: int,
     extra: dict[str, Any] | None = None,
-) -> Path:
-    """manifest.json and SHA256SUMS, each written atomically (temp file + rename)."""
+) -> dict[str, Any]:
+    """SHA256SUMS, then manifest.json (last: it is what makes the set complete)."""
     manifest = {
         "format": FORMAT,
-        "run_id": run_id,
-        "archived_after": since.isoformat() if since else None,
-        "archived_through": until.isoformat(),
-        "created_at_utc": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
-        "files": [asdict(f) for f in files],
+        "table": unit.table,
+        "month": str(unit.month),
+        "retention_class": retention_class(unit.table),
+        "keep_years": years,
+        "expires_on": expires_on(unit.month, years).isoformat(),
+        "rows": sum(f["rows"] for f in files),
+        "bytes": sum(f["bytes"] for f in files),
+        "files": files,
+        "schema": [{"name": f.name, "type": str(f.type)} for f in schema],
+        "customer_column": CUSTOMER_COLUMN.get(unit.table),
+        "updated_at": _now(),
         **(extra or {}),
     }
-    sums = "".join(f"{f.sha256}  {f.file}\n" for f in files)
-    _atomic_write(folder / SUMS, sums)
-    path = folder / MANIFEST
-    _atomic_write(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return path
+    sums = "".join(f"{f['sha256']}  {f['file']}\n" for f in files)
+    store.write_bytes(f"{unit.prefix}/{SUMS}", sums.encode())
+    store.write_bytes(unit.manifest, (json.dumps(manifest, indent=2) + "\n").encode())
+    return manifest
 
 
-def _atomic_write(path: Path, content: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(content, encoding="utf-8")
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def manifests(store: ColdStore) -> list[tuple[Unit, dict[str, Any]]]:
+    """Every complete file set in the store (those with a manifest), oldest first."""
+    found = []
+    for relative in store.glob(f"*/*/*/{MANIFEST}"):
+        table, year, month, _ = relative.split("/")
+        unit = Unit(table, Month(int(year), int(month)))
+        manifest = read_manifest(store, unit)
+        if manifest is not None:
+            found.append((unit, manifest))
+    return sorted(found, key=lambda u: (u[0].month.year, u[0].month.month, u[0].table))
 
 
-def verify(folder: Path) -> list[str]:
-    """Problems found re-checking an export folder against its manifest (empty: fine)."""
-    path = folder / MANIFEST
-    if not path.exists():
-        return [f"{folder}: no {MANIFEST} (incomplete export)"]
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+def read_set(store: ColdStore, unit: Unit, manifest: dict[str, Any]) -> pa.Table:
+    """All rows of a set (every file the manifest names), each file verified first."""
+    tables = []
+    for entry in manifest["files"]:
+        verify_file(store, unit, entry)
+        with store.open(f"{unit.prefix}/{entry['file']}") as fh:
+            tables.append(pq.read_table(fh))
+    if not tables:
+        return pa.table({})
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def remove_set(store: ColdStore, unit: Unit, manifest: dict[str, Any]) -> list[str]:
+    """Delete the set's files, SHA256SUMS and manifest (manifest last); returns them."""
+    removed = []
+    for entry in manifest["files"]:
+        store.remove(f"{unit.prefix}/{entry['file']}")
+        removed.append(entry["file"])
+    store.remove(f"{unit.prefix}/{SUMS}")
+    store.remove(unit.manifest)
+    return [*removed, SUMS, MANIFEST]
+
+
+def verify_set(store: ColdStore, unit: Unit) -> list[str]:
+    """Problems re-checking a set against its manifest (empty: fine)."""
+    manifest = read_manifest(store, unit)
+    if manifest is None:
+        return [f"{unit.prefix}: no {MANIFEST} (incomplete)"]
     problems = []
     for entry in manifest["files"]:
-        file = folder / entry["file"]
-        if not file.exists():
-            problems.append(f"{entry['file']}: missing")
-        elif _sha256(file) != entry["sha256"]:
-            problems.append(f"{entry['file']}: checksum mismatch")
-        elif _count_csv_rows(file) != entry["rows"]:
-            problems.append(f"{entry['file']}: row count mismatch")
+        try:
+            verify_file(store, unit, entry)
+        except ExportError as exc:
+            problems.append(str(exc))
     return problems

@@ -1,7 +1,8 @@
 """GDPR (seed section 10.2): right of access (export) and right to erasure.
 
-Export: one JSON document with every row about a customer, hot and archived: the
-customer, balance checks, qualifications, notifications, delivery statuses, and the
+Export: one JSON document with every row about a customer, hot, archived and in cold
+storage (``<table>_cold``, read through the manifests: app/maintenance/cold_gdpr.py):
+the customer, balance checks, qualifications, notifications, delivery statuses, and the
 audit entries about any of them (entity_id is one of their ids, or the JSON mentions
 the customer's id).
 
@@ -9,10 +10,14 @@ Erasure: by default the customer is deactivated (soft delete, as the seed recomm
 balance checks, qualifications and SMS records are compliance records kept 7 years).
 ``anonymise=True`` also replaces names, phone, email and message bodies with fixed
 placeholders (irreversible: nothing derived from the old values is kept), in hot and
-archive tables, and scrubs any remaining occurrence of those values from audit JSON.
-audit_log is append-only, so that scrub runs as a privileged maintenance transaction
-(``SET LOCAL app.audit_maintenance = 'on'``; with `db roles` applied the trigger also
-requires membership of the maintenance role). Both operations write their own audit row
+archive tables and in cold storage (affected files rewritten: new file, new manifest,
+old file removed), scrubs any remaining occurrence of those values from audit JSON, and
+deletes the customer's messages at the carrier (Twilio ``DELETE .../Messages/{Sid}``),
+recording what the carrier confirmed. audit_log is append-only, so the scrub of its hot
+rows goes through the audit writer's ``audit_redact()`` (migration 0010), which records
+each redaction so that ``audit verify`` accepts the new content (docs/security.md); cold
+audit files keep each row's sealed ``row_hash`` (the seals still verify them, the
+content check covers hot rows). Both operations write their own audit row
 with ids and counts only. The account number is kept: it is the bank's own reference
 that ties the kept compliance rows to the account.
 """
@@ -29,7 +34,8 @@ import phonenumbers
 from sqlalchemy.orm import Session
 
 from app.config import get_settings
-from app.maintenance import erasure_journal
+from app.maintenance import cold_gdpr, erasure_journal
+from app.maintenance.cold_store import ColdStore
 from app.maintenance.repository import audit as audit_repository
 from app.maintenance.repository import gdpr as repository
 from app.models import Customer
@@ -58,11 +64,23 @@ def find_customer(session: Session, account: str) -> Customer:
     return customer
 
 
-def export(session: Session, account: str, *, operator: str | None = None) -> dict[str, Any]:
+def export(
+    session: Session,
+    account: str,
+    *,
+    operator: str | None = None,
+    store: ColdStore | None = None,
+) -> dict[str, Any]:
     """Every row about the customer, as plain dicts keyed by table (access is audited)."""
     customer = find_customer(session, account)
     cid = customer.id
     tables = repository.export_rows(session, cid)
+    nids, eids = repository.related_ids(session, cid)
+    tables.update(
+        cold_gdpr.customer_rows(
+            store or ColdStore.from_settings(), cid, {str(n) for n in nids}, {str(e) for e in eids}
+        )
+    )
     document: dict[str, Any] = {
         "format": "premium-notify-gdpr-export/1",
         "generated_at": _utcnow().isoformat(),
@@ -75,7 +93,13 @@ def export(session: Session, account: str, *, operator: str | None = None) -> di
 
 
 def erase(
-    session: Session, account: str, *, anonymise: bool = False, operator: str | None = None
+    session: Session,
+    account: str,
+    *,
+    anonymise: bool = False,
+    operator: str | None = None,
+    store: ColdStore | None = None,
+    carrier: Any = None,
 ) -> dict[str, int]:
     """Deactivate the customer; with ``anonymise`` replace their personal data everywhere.
 
@@ -86,19 +110,45 @@ def erase(
     cid = customer.id
     now = _utcnow()
     counts: dict[str, int] = {}
+    details: dict[str, Any] = {"anonymise": anonymise}
     counts["customers"] = repository.deactivate_customer(session, cid, now)
     if anonymise:
+        store = store or ColdStore.from_settings()
+        sids = repository.carrier_sids(session, cid) + cold_gdpr.notification_sids(store, cid)
         values = personal_values(customer)
         counts["customers"] += repository.anonymise_customer(session, cid, NAME_PLACEHOLDER, now)
         counts.update(
             repository.anonymise_notifications(session, cid, PHONE_PLACEHOLDER, BODY_PLACEHOLDER)
         )
         counts["audit_log"] = scrub_audit(session, cid, values)
-    _audit(session, cid, "ERASE", operator, {"anonymise": anonymise, "changed": counts})
+        marks = cold_gdpr.Placeholders(PHONE_PLACEHOLDER, BODY_PLACEHOLDER, TEXT_PLACEHOLDER)
+        counts.update(cold_gdpr.anonymise(store, cid, values, marks, run_id=f"gdpr-{now:%Y%m%d}"))
+        details["carrier"] = delete_at_carrier(sorted(set(sids)), carrier)
+    _audit(session, cid, "ERASE", operator, {**details, "changed": counts})
     # Outside the database and its backups, before the commit: restores re-apply it.
     erasure_journal.record(cid, anonymise=anonymise)
     session.expire(customer)
     return counts
+
+
+def delete_at_carrier(sids: list[str], carrier: Any = None) -> dict[str, Any]:
+    """Delete the messages at the carrier; what it confirmed, per outcome (SIDs only)."""
+    from app.notifications.carrier import CarrierClient, CarrierConfigError, CarrierError
+
+    outcome: dict[str, Any] = {"deleted": [], "not_found": [], "failed": []}
+    if not sids:
+        return outcome
+    try:
+        client = carrier or CarrierClient.from_settings()
+    except CarrierConfigError:
+        return {**outcome, "failed": sids, "error": "carrier not configured"}
+    for sid in sids:
+        try:
+            outcome["deleted" if client.delete(sid) else "not_found"].append(sid)
+        except CarrierError as exc:
+            outcome["failed"].append(sid)
+            outcome["error"] = str(exc)[:200]
+    return outcome
 
 
 def personal_values(customer: Customer) -> list[str]:
@@ -108,12 +158,16 @@ def personal_values(customer: Customer) -> list[str]:
     # A contact value the import could not use is kept as given (and is personal data).
     values += [customer.phone_raw or "", customer.email_raw or ""]
     if phone:
-        verdict = classify(phone, get_settings().default_phone_region)
-        if verdict.e164:
-            national = phonenumbers.format_number(
-                phonenumbers.parse(verdict.e164), phonenumbers.PhoneNumberFormat.NATIONAL
-            )
-            values += [verdict.e164, national, re.sub(r"\D", "", national)]
+        region = get_settings().default_phone_region
+        verdict = classify(phone, region)
+        try:  # its other spellings, even for a number the plan does not know (not valid)
+            parsed = phonenumbers.parse(verdict.e164 or phone, region)
+        except phonenumbers.NumberParseException:
+            parsed = None
+        if parsed is not None:
+            national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+            e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+            values += [e164, national, re.sub(r"\D", "", national)]
     # Placeholders and very short fragments (an initial) would match everything.
     skip = {NAME_PLACEHOLDER, PHONE_PLACEHOLDER, BODY_PLACEHOLDER, ""}
     return sorted({v for v in values if v not in skip and len(v) >= 3}, key=len, reverse=True)
@@ -123,17 +177,16 @@ def scrub_audit(session: Session, cid: uuid.UUID, values: list[str]) -> int:
     """Replace the customer's personal values inside audit JSON (hot and archive).
 
     Candidates are found in SQL (the JSON text contains one of the values), rewritten
-    in Python (a JSON walk: keys and strings), and written back in a privileged
-    maintenance transaction, since the append-only trigger refuses UPDATE otherwise.
+    in Python (a JSON walk: keys and strings), and written back through the audit
+    writer's ``audit_redact()`` (the append-only trigger refuses any other UPDATE).
     """
     if not values:
         return 0
     pattern = re.compile("|".join(re.escape(v) for v in values), re.IGNORECASE)
-    audit_repository.set_audit_maintenance(session, True)
     candidates = repository.audit_rows_containing(session, values)
     for table, row in candidates:
         new = {col: _scrub(row[col], pattern) for col in ("old_values", "new_values", "details")}
-        repository.rewrite_audit_json(
+        audit_repository.redact_row(
             session,
             table,
             row["id"],
@@ -141,7 +194,6 @@ def scrub_audit(session: Session, cid: uuid.UUID, values: list[str]) -> int:
             new=_dumps(new["new_values"]),
             details=_dumps(new["details"]),
         )
-    audit_repository.set_audit_maintenance(session, False)
     return len(candidates)
 
 

@@ -1,18 +1,26 @@
-"""Retention and archival (seed section 9): hot rows past their period move to archives.
+"""Retention (seed section 9, issue 21): months leave the database for cold storage.
 
-Order matters because of foreign keys: delivery_status, then notifications, then
-monthly_qualifications (each parent only once nothing in the hot table refers to it),
-then daily_balance_checks, then audit_log (2 years). A notification's whole delivery
-history moves with it. Every batch is one transaction: select ids (FOR UPDATE SKIP
-LOCKED, so live workers are never blocked), INSERT into the archive (ON CONFLICT DO
-NOTHING), check that every id is now in the archive, DELETE, check the count; any
-mismatch rolls the batch back. system_events older than their period are deleted.
-Then the rows archived since the last finished run are exported to cold storage.
+A run, in order:
 
-Idempotent and resumable: a second run finds nothing to move; a run that died
-part-way committed whole batches only, and the next run continues where it stopped
-and exports what the dead run archived (the export watermark advances only when a run
-finishes). One run at a time: a PostgreSQL advisory lock, held for the whole run.
+1. partitions ahead (app/maintenance/partitions.py);
+2. the small tables by month, foreign-key order: for each month past the hot period
+   (``RETENTION_HOT_DAYS``, by ``notifications.created_at``) its delivery rows, then its
+   notifications; then the qualification months past it whose rows no notification still
+   refers to. Per table-month, one transaction: lock the rows, stream them out, write a
+   Parquet file, verify the stored object, write the manifest, delete the rows (the
+   count must match), audit row;
+3. the partitioned tables: each monthly partition of daily_balance_checks past the hot
+   period and of audit_log past ``RETENTION_AUDIT_HOT_DAYS`` is exported (Parquet,
+   verified by re-reading the object), then **detached and dropped**: no row is moved or
+   deleted one by one and nothing is kept in the database;
+4. system_events partitions past ``RETENTION_SYSTEM_EVENTS_DAYS`` are dropped;
+5. expiry: every file set whose manifest's ``expires_on`` has come (7 years after its
+   month, the audit log 10) is deleted, each deletion audited.
+
+Resumable and idempotent: a set whose manifest already matches the partition is not
+written again; a small table's month found again (a crash between manifest and delete,
+or late rows) adds only the rows its set does not hold yet. One run at a time (advisory
+lock), with a lease (app/db/leases) while it works.
 """
 
 from __future__ import annotations
@@ -27,20 +35,23 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.db.audit import set_audit_context
 from app.db.leases import Heartbeat
 from app.db.session import SessionScope, get_engine
-from app.maintenance import cold_storage
+from app.maintenance import partitions
+from app.maintenance import retention_units as units
+from app.maintenance.cold_store import ColdStore
 from app.maintenance.repository import audit as audit_repository
 from app.maintenance.repository import retention as repository
-from app.maintenance.repository.retention import JOB, STEPS, Step
+from app.maintenance.repository.partitions import list_partitions
+from app.maintenance.repository.retention import JOB
 from app.maintenance.repository.retention import LOCK_KEY as LOCK_KEY  # the run's lock
 from app.models.enums import Severity
+from app.months import Month
 from app.observability import metrics
 from app.observability.events import record_event
 
-SERVICE = "RetentionJob"
-EXPORTED_THROUGH = repository.EXPORTED_THROUGH
+SERVICE = units.SERVICE
+RetentionError = units.RetentionError
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -51,7 +62,11 @@ class Policy:
     audit_hot_days: int = 730
     events_days: int = 365
     batch_size: int = 5000
-    cold_dir: Path = Path(".data/cold-storage")
+    cold_dir: Path | None = None  # a local folder; else cold_url; else the settings'
+    cold_url: str | None = None
+    years: int = 7
+    audit_years: int = 10
+    months_ahead: int = 2
 
     @classmethod
     def from_settings(cls) -> Policy:
@@ -63,21 +78,27 @@ class Policy:
             audit_hot_days=s.retention_audit_hot_days,
             events_days=s.retention_system_events_days,
             batch_size=s.retention_batch_size,
-            cold_dir=s.cold_storage_dir,
+            years=s.cold_storage_years,
+            audit_years=s.cold_storage_audit_years,
+            months_ahead=s.partitions_months_ahead,
         )
 
-
-class RetentionError(RuntimeError):
-    """A batch's counts did not add up (rolled back), or another run holds the lock."""
+    def store(self) -> ColdStore:
+        if self.cold_dir is not None:
+            return ColdStore(str(Path(self.cold_dir).resolve()))
+        if self.cold_url is not None:
+            return ColdStore(self.cold_url)
+        return ColdStore.from_settings()
 
 
 @dataclass
 class RetentionResult:
     run_id: uuid.UUID | None
-    moved: dict[str, int] = field(default_factory=dict)
-    events_deleted: int = 0
-    export_folder: str | None = None
-    exported_files: list[dict[str, Any]] = field(default_factory=list)
+    exported: list[dict[str, Any]] = field(default_factory=list)  # one per set written
+    deleted: dict[str, int] = field(default_factory=dict)  # small tables' rows deleted
+    dropped: list[str] = field(default_factory=list)  # partitions dropped
+    expired: list[str] = field(default_factory=list)  # cold sets deleted
+    store: str | None = None
     seconds: float = 0.0
     skipped: str | None = None  # why nothing ran (another run holds the lock)
 
@@ -86,94 +107,45 @@ def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def cutoffs(policy: Policy, now_utc: datetime, today_local: date) -> dict[bool, dict[str, Any]]:
-    """Parameters per step kind (audit or not): timestamps in UTC, dates local."""
-    return {
-        audit: {
-            "cutoff": now_utc - timedelta(days=days),
-            "cutoff_date": today_local - timedelta(days=days),
-        }
-        for audit, days in ((False, policy.hot_days), (True, policy.audit_hot_days))
-    }
-
-
-def move_batch(session: Session, step: Step, params: dict[str, Any], limit: int) -> int:
-    """Move up to ``limit`` rows of one table into its archive in the caller's transaction.
-
-    Every id must reach the archive and leave the hot table; any mismatch raises, and
-    the caller's transaction rolls the batch back.
-    """
-    repository.begin_batch(session, step)
-    ids = repository.batch_ids(session, step, params, limit)
-    if not ids:
-        return 0
-    repository.copy_to_archive(session, step.table, ids)
-    archived = repository.count_archived(session, step.table, ids)
-    if archived != len(ids):
-        raise RetentionError(f"{step.table}: {archived} of {len(ids)} rows reached the archive")
-    deleted = repository.delete_rows(session, step.table, ids)
-    if deleted != len(ids):
-        raise RetentionError(f"{step.table}: deleted {deleted} of {len(ids)} archived rows")
-    return len(ids)
-
-
-def last_watermark(session: Session) -> datetime | None:
-    """End of the last finished run's export window (None before the first)."""
-    value = repository.last_watermark(session)
-    return datetime.fromisoformat(value) if value else None
-
-
 def run(
     transaction: SessionScope,
     *,
     policy: Policy | None = None,
+    store: ColdStore | None = None,
     triggered_by: str = "worker",
     today_local: date | None = None,
     now_utc: datetime | None = None,
     progress: Progress | None = None,
 ) -> RetentionResult:
-    """Archive, delete expired events, export; recorded in job_runs as job 'retention'.
+    """One retention run, recorded in job_runs as job 'retention' (see the module doc).
 
-    Handed a ``SessionScope`` (production: ``app.db.session.session_scope``) rather than a
-    session: the run commits many times (the run's row, every archival batch, the
-    finish), so a crash loses one batch at most and the next run resumes. Besides those
-    transactions it holds the run's advisory lock on a connection of its own and streams
-    the cold-storage export over another (``get_engine``).
+    Handed a ``SessionScope``: the run commits once per month retired, so a crash loses
+    one month's work at most and the next run resumes.
     """
     from app.config import get_settings
 
     policy = policy or Policy.from_settings()
+    store = store or policy.store()
     now_utc = now_utc or _utcnow()
     today_local = today_local or datetime.now(get_settings().tz).date()
-    engine = get_engine()
     started = time.monotonic()
-    with repository.run_lock(engine) as got:
+    with repository.run_lock(get_engine()) as got:
         if not got:
             return RetentionResult(run_id=None, skipped="another retention run holds the lock")
         with transaction() as session:
-            # We hold the lock, so any 'Running' retention row is a dead run's.
-            repository.abandon_running(session, now_utc)
+            repository.abandon_running(session, now_utc)  # under the lock: dead runs'
             job = repository.start_run(session, today_local.isoformat(), triggered_by[:100])
             run_id, correlation = job.id, job.correlation_id
-            since = last_watermark(session)
-        result = RetentionResult(run_id=run_id)
-        heartbeat = Heartbeat(transaction, run_id).start()  # the run's lease (app/db/leases)
+            partitions.ensure_ahead(session, today_local, policy.months_ahead, months_back=0)
+        result = RetentionResult(run_id=run_id, store=store.display(""))
+        ctx = units.Context(transaction, store, str(run_id), correlation, triggered_by[:100])
+        heartbeat = Heartbeat(transaction, run_id).start()
         try:
-            _archive_all(policy, transaction, now_utc, today_local, correlation, result, progress)
-            with transaction() as session:
-                until = repository.db_now(session)
-            folder = policy.cold_dir / f"{until:%Y/%m/%d}" / f"retention-{run_id}"
-            files = cold_storage.export_window(engine, folder, since, until, run_id=str(run_id))
-            if files:
-                cold_storage.write_manifest(
-                    folder, files, run_id=str(run_id), since=since, until=until
-                )
-                result.export_folder = str(folder)
-            result.exported_files = [
-                {"table": f.table, "rows": f.rows, "sha256": f.sha256} for f in files
-            ]
+            _small_tables(ctx, policy, today_local, result, progress)
+            _partitions(ctx, policy, today_local, now_utc, result, progress)
+            result.expired = units.expire(ctx, today_local)
             result.seconds = time.monotonic() - started
-            _finish(transaction, result, correlation, until, triggered_by)
+            _finish(transaction, result, correlation, triggered_by)
         except BaseException as exc:
             with transaction() as session:
                 repository.fail_run(session, run_id, str(exc)[:2000], _utcnow())
@@ -184,55 +156,86 @@ def run(
     return result
 
 
-def _archive_all(
+def _count(result: RetentionResult, table: str, done: dict[str, Any] | None) -> None:
+    if done is None:
+        return
+    result.exported.append(done)
+    result.deleted[table] = result.deleted.get(table, 0) + done["deleted"]
+    metrics.RETENTION_ROWS.labels(table=table, action="exported").inc(done["rows"])
+    metrics.RETENTION_ROWS.labels(table=table, action="deleted").inc(done["deleted"])
+
+
+def _small_tables(
+    ctx: units.Context,
     policy: Policy,
-    transaction: SessionScope,
-    now_utc: datetime,
-    today_local: date,
-    correlation: uuid.UUID,
+    today: date,
     result: RetentionResult,
     progress: Progress | None,
 ) -> None:
-    params = cutoffs(policy, now_utc, today_local)
-    for step in STEPS:
-        moved = 0
-        while True:
-            with transaction() as session:
-                set_audit_context(session, correlation)
-                n = move_batch(session, step, params[step.audit], policy.batch_size)
-            moved += n
-            if progress:
-                progress(step.table, moved, None)
-            if n < policy.batch_size:
-                break
-        result.moved[step.table] = moved
-        metrics.RETENTION_ROWS.labels(table=step.table, action="archived").inc(moved)
-    before = now_utc - timedelta(days=policy.events_days)
-    while True:
-        with transaction() as session:
-            n = repository.delete_old_events(session, before, policy.batch_size)
-        result.events_deleted += n
-        if n < policy.batch_size:
-            break
-    metrics.RETENTION_ROWS.labels(table="system_events", action="deleted").inc(
-        result.events_deleted
-    )
+    cutoff = today - timedelta(days=policy.hot_days)
+    with ctx.transaction() as session:
+        notification_months = units.months_due(session, "notifications", cutoff)
+    for n, month in enumerate(notification_months, 1):
+        for table in ("delivery_status", "notifications"):  # children first
+            _count(result, table, units.retire_month(ctx, table, month, policy.years))
+        if progress:
+            progress("notifications", n, len(notification_months))
+    with ctx.transaction() as session:
+        qualification_months = units.months_due(session, "monthly_qualifications", cutoff)
+    for month in qualification_months:
+        done = units.retire_month(ctx, "monthly_qualifications", month, policy.years)
+        _count(result, "monthly_qualifications", done)
+
+
+def _due(session: Session, table: str, last_day: date) -> list[partitions.Partition]:
+    """Partitions of ``table`` whose month ended on or before ``last_day``."""
+    return [p for p in list_partitions(session, table) if p.month.next_first <= last_day]
+
+
+def _partitions(
+    ctx: units.Context,
+    policy: Policy,
+    today: date,
+    now_utc: datetime,
+    result: RetentionResult,
+    progress: Progress | None,
+) -> None:
+    audit_end = (now_utc - timedelta(days=policy.audit_hot_days)).date()
+    events_end = (now_utc - timedelta(days=policy.events_days)).date()
+    with ctx.transaction() as session:
+        due = [
+            *_due(session, "daily_balance_checks", today - timedelta(days=policy.hot_days)),
+            *_due(session, "audit_log", audit_end),
+        ]
+        events = _due(session, "system_events", events_end)
+    for n, part in enumerate(due, 1):
+        years = policy.audit_years if part.table == "audit_log" else policy.years
+        done = units.retire_partition(ctx, part, years)
+        if done is not None:
+            result.exported.append(done)
+            metrics.RETENTION_ROWS.labels(table=part.table, action="exported").inc(done["rows"])
+        result.dropped.append(part.name)
+        if progress:
+            progress("partitions", n, len(due))
+    for part in events:
+        rows = units.drop_partition(ctx, part, exported=None)
+        result.dropped.append(part.name)
+        metrics.RETENTION_ROWS.labels(table="system_events", action="deleted").inc(rows)
 
 
 def _finish(
     transaction: SessionScope,
     result: RetentionResult,
     correlation: uuid.UUID,
-    until: datetime,
     triggered_by: str,
 ) -> None:
     stats: dict[str, Any] = {
-        "moved": result.moved,
-        "archived": sum(result.moved.values()),
-        "events_deleted": result.events_deleted,
-        "exported_rows": sum(f["rows"] for f in result.exported_files),
-        "export_folder": result.export_folder,
-        EXPORTED_THROUGH: until.isoformat(),
+        "exported_sets": len(result.exported),
+        "exported_rows": sum(e["rows"] for e in result.exported),
+        "deleted": result.deleted,
+        "dropped": result.dropped,
+        "expired": result.expired,
+        "store": result.store,
         "seconds": round(result.seconds, 2),
     }
     with transaction() as session:
@@ -245,17 +248,21 @@ def _finish(
             correlation_id=correlation,
             user_id=triggered_by[:100],
             service_name=SERVICE,
-            details={**stats, "files": result.exported_files},
+            details={**stats, "sets": result.exported},
         )
         record_event(
             session,
             "retention.finished",
-            f"retention archived {stats['archived']} rows, deleted "
-            f"{result.events_deleted} events, exported {stats['exported_rows']} rows",
+            f"retention exported {stats['exported_rows']} rows in {stats['exported_sets']} "
+            f"sets, dropped {len(result.dropped)} partitions, expired "
+            f"{len(result.expired)} sets",
             severity=Severity.INFO,
             service_name=SERVICE,
-            data={k: v for k, v in stats.items() if k != "export_folder"},
+            data={k: v for k, v in stats.items() if k != "store"},
             correlation_id=correlation,
         )
     metrics.JOB_RUNS.labels(pn_job=JOB, outcome="finished").inc()
     metrics.JOB_DURATION_SECONDS.labels(pn_job=JOB).observe(result.seconds)
+
+
+__all__ = ["LOCK_KEY", "Month", "Policy", "RetentionError", "RetentionResult", "run"]

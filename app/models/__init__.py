@@ -2,7 +2,7 @@
 
 from app.db.base import Base
 from app.models.archive import ARCHIVE_TABLES
-from app.models.audit import AuditLog
+from app.models.audit import AuditLog, AuditSeal
 from app.models.balance_check import DailyBalanceCheck
 from app.models.callback_receipt import CallbackReceipt
 from app.models.customer import Customer
@@ -11,6 +11,7 @@ from app.models.job_run import JobRun, JobShard
 from app.models.notification import Notification
 from app.models.opt_out import CustomerOptOut
 from app.models.qualification import MonthlyQualification
+from app.models.retired_partition import RetiredPartition
 from app.models.sms_control import SmsControl
 from app.models.system_event import SystemEvent
 
@@ -28,6 +29,7 @@ __all__ = [
     "ARCHIVE_TABLES",
     "SEED_TABLES",
     "AuditLog",
+    "AuditSeal",
     "Base",
     "CallbackReceipt",
     "Customer",
@@ -37,6 +39,7 @@ __all__ = [
     "JobRun",
     "JobShard",
     "MonthlyQualification",
+    "RetiredPartition",
     "SmsControl",
     "Notification",
     "SystemEvent",

@@ -324,6 +324,15 @@ class CarrierClient:
         except CarrierError:
             pass  # the first real call will report the problem
 
+    def delete(self, sid: str) -> bool:
+        """``DELETE .../Messages/{Sid}.json``: True (204), False (404: no such message)."""
+        try:
+            return bool(self._call("delete", self.client.messages(sid).delete))
+        except PermanentCarrierError as exc:
+            if exc.status == 404:
+                return False
+            raise
+
     def fetch(self, sid: str) -> CarrierMessage:
         return _message("fetch", self._call("fetch", self.client.messages(sid).fetch))
 

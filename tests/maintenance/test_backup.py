@@ -60,7 +60,10 @@ def test_export_is_encrypted_private_and_restores_with_equal_tables(
     assert sorted(p.name for p in folder.iterdir()) == [dump.name, dump.name + ".json"]
     meta = json.loads(Path(str(dump) + ".json").read_text())
     assert meta["tables"]["customers"]["rows"] == 1
-    assert meta["tables"]["audit_log"]["rows"] == 3  # check, qualification, notification
+    assert meta["tables"]["audit_log"]["rows"] == 4  # customer, check, qualification, notification
+    # The audit chain's head travels with the export (`audit verify --heads <sidecar>`).
+    (head,) = meta["audit_chain_heads"]
+    assert head["seq"] == meta["tables"]["audit_seals"]["rows"] and len(head["seal"]) == 64
     target = source.with_database(f"pn_restore_{os.getpid()}")
     drop_database(database_url, target.database)
     try:

@@ -1,85 +1,132 @@
-"""Database roles: the worker cannot change audit rows, reporting cannot write, and the
-append-only bypass needs the maintenance role. Role names carry this session's pid."""
+"""Database roles: one group per service with only its grants; no group owns a table,
+writes audit rows directly or deletes outside maintenance. Role names carry this
+session's pid (roles are cluster wide)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from app.maintenance import roles
 
 NAMES = roles.RoleNames.for_prefix(f"pn_t{os.getpid()}")
+WORKERS = ("balances", "sms", "delivery", "callbacks", "scheduler")
 
 
 @pytest.fixture
-def applied(db: Engine) -> Iterator[Engine]:
+def applied(db: Engine, tmp_path: Path) -> Iterator[Engine]:
     with db.begin() as conn:
-        # roles.apply replaces audit_log_append_only(); keep the migrated one to restore.
-        migrated = conn.scalar(
-            text("SELECT pg_get_functiondef('audit_log_append_only()'::regprocedure)")
-        )
         conn.execute(
             text(
-                "INSERT INTO audit_log (entity_type, operation) VALUES ('Test', 'PROCESS');"
                 "INSERT INTO customers (account_number, first_name, last_name) "
                 "VALUES ('R1', 'A', 'B')"
             )
         )
-    from sqlalchemy.orm import Session
-
+    (tmp_path / "balances").write_text("s3cret-balances\n")
     with Session(db) as s, s.begin():
-        roles.apply(s, NAMES)
+        roles.apply(s, NAMES, logins=tmp_path)
     yield db
     with Session(db) as s, s.begin():
+        database = s.scalar(text("SELECT current_database()"))
+        s.execute(text(f'GRANT TEMPORARY ON DATABASE "{database}" TO PUBLIC'))
         roles.drop(s, NAMES)
-        s.execute(text(migrated))  # leave the database as migrated
 
 
-def _as(conn: Connection, role: str, sql: str, maintenance: bool = False) -> None:
+def _as(conn: Connection, role: str, sql: str) -> None:
     conn.execute(text(f"SET LOCAL ROLE {role}"))
-    if maintenance:
-        conn.execute(text("SET LOCAL app.audit_maintenance = 'on'"))
     conn.execute(text(sql))
 
 
-def _refused(engine: Engine, role: str, sql: str, maintenance: bool = False) -> str:
+def _refused(engine: Engine, service: str, sql: str) -> str:
     with engine.connect() as conn, pytest.raises(DBAPIError) as info:
         with conn.begin():
-            _as(conn, role, sql, maintenance)
+            _as(conn, NAMES.group(service), sql)
     return str(info.value.orig)
 
 
-def _allowed(engine: Engine, role: str, sql: str, maintenance: bool = False) -> None:
+def _allowed(engine: Engine, service: str, sql: str) -> None:
     with engine.connect() as conn:
         with conn.begin() as tx:
-            _as(conn, role, sql, maintenance)
+            _as(conn, NAMES.group(service), sql)
             tx.rollback()
 
 
-def test_worker_can_write_business_rows_and_append_audit(applied: Engine) -> None:
-    _allowed(applied, NAMES.worker, "UPDATE customers SET first_name = 'C'")
-    _allowed(
-        applied, NAMES.worker, "INSERT INTO audit_log (entity_type, operation) VALUES ('X', 'P')"
-    )
-    _allowed(applied, NAMES.worker, "SELECT count(*) FROM audit_log")
+def test_each_service_writes_what_its_code_writes(applied: Engine) -> None:
+    _allowed(applied, "balances", "UPDATE customers SET phone_status = 'MOBILE'")
+    _allowed(applied, "balances", "SELECT public.audit_record('X', NULL, 'P', 'S', NULL)")
+    _allowed(applied, "sms", "UPDATE notifications SET retry_count = 1")
+    _allowed(applied, "delivery", "UPDATE delivery_status SET attempts = 2")
+    _allowed(applied, "callbacks", "SELECT count(*) FROM callback_receipts")
+    _allowed(applied, "maintenance", "DELETE FROM daily_balance_checks")
+    _allowed(applied, "operator", "UPDATE customers SET first_name = 'C'")
 
 
-def test_worker_can_run_the_qualification_statements(applied: Engine) -> None:
-    """The run decides into a temporary table: the worker role may, even where the
-    database no longer grants TEMPORARY to PUBLIC."""
-    from datetime import date
+@pytest.mark.parametrize("service", WORKERS)
+def test_nothing_but_maintenance_deletes(applied: Engine, service: str) -> None:
+    for table in ("customers", "daily_balance_checks", "notifications", "delivery_status"):
+        assert "permission denied" in _refused(applied, service, f"DELETE FROM {table}")
 
-    from sqlalchemy.orm import Session
+
+@pytest.mark.parametrize("service", [*WORKERS, "maintenance", "operator", "reporting"])
+def test_no_service_writes_audit_tables_directly(applied: Engine, service: str) -> None:
+    for sql in (
+        "INSERT INTO audit_log (entity_type, operation) VALUES ('X', 'P')",
+        "UPDATE audit_log SET operation = 'X'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+        "INSERT INTO audit_seals SELECT * FROM audit_seals",
+        "DELETE FROM audit_log_archive",
+        "ALTER TABLE audit_log DISABLE TRIGGER USER",
+    ):
+        error = _refused(applied, service, sql)
+        assert "permission denied" in error or "must be owner" in error, (sql, error)
+
+
+def test_the_scheduler_and_the_exporter_read_no_business_table(applied: Engine) -> None:
+    for service in ("scheduler", "exporter"):
+        assert "permission denied" in _refused(applied, service, "SELECT * FROM customers")
+    _allowed(applied, "exporter", "SELECT count(*) FROM pg_stat_activity")
+
+
+def test_reporting_reads_but_cannot_write(applied: Engine) -> None:
+    _allowed(applied, "reporting", "SELECT count(*) FROM customers, audit_log, job_runs")
+    for sql in (
+        "INSERT INTO customers (account_number, first_name, last_name) VALUES ('R2', 'a', 'b')",
+        "UPDATE customers SET first_name = 'x'",
+        "DELETE FROM system_events",
+    ):
+        assert "permission denied" in _refused(applied, "reporting", sql)
+
+
+def test_temporary_tables_only_where_the_code_stages(applied: Engine) -> None:
+    # A fresh connection each: a backend checks TEMPORARY once, at its first temp table.
+    fresh = create_engine(applied.url, poolclass=NullPool)
+    try:
+        _allowed(fresh, "balances", "CREATE TEMP TABLE t (x int)")
+        assert "permission denied" in _refused(fresh, "sms", "CREATE TEMP TABLE t (x int)")
+    finally:
+        fresh.dispose()
+
+
+def test_the_balances_pool_runs_the_qualification_as_its_login(
+    applied: Engine, database_url: str
+) -> None:
+    """A real code path, logged in as the pool's own login (not SET ROLE)."""
+    import uuid
 
     from app.qualification import engine as qualification
     from app.qualification.months import Month
 
     with applied.begin() as conn:
-        database = conn.scalar(text("SELECT current_database()"))
         customer = conn.scalar(text("SELECT id FROM customers WHERE account_number = 'R1'"))
         conn.execute(
             text(
@@ -88,62 +135,20 @@ def test_worker_can_run_the_qualification_statements(applied: Engine) -> None:
             ),
             {"c": customer, "d": date(2026, 2, 1)},
         )
-        conn.execute(text(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC'))
+    url = make_url(database_url).set(username=NAMES.login("balances"), password="s3cret-balances")
+    login = create_engine(url, poolclass=NullPool)
     try:
-        with applied.connect() as conn, conn.begin() as tx:
-            conn.execute(text(f"SET LOCAL ROLE {NAMES.worker}"))
-            with Session(bind=conn) as session:
-                tally = qualification.insert_month(
-                    session, Month.parse("2026-02"), __import__("uuid").uuid4()
-                )
+        with Session(login) as session, session.begin():
+            tally = qualification.insert_month(session, Month.parse("2026-02"), uuid.uuid4())
             assert (tally.rows, tally.qualified) == (1, 0)
-            assert tally.reasons["MISSING_DATA"] == 1
-            tx.rollback()
     finally:
-        with applied.begin() as conn:
-            conn.execute(text(f'GRANT TEMPORARY ON DATABASE "{database}" TO PUBLIC'))
-
-
-@pytest.mark.parametrize("maintenance", [False, True])
-def test_worker_cannot_change_or_delete_audit_rows(applied: Engine, maintenance: bool) -> None:
-    for sql in (
-        "UPDATE audit_log SET operation = 'X'",
-        "DELETE FROM audit_log",
-        "TRUNCATE audit_log",
-    ):
-        assert "permission denied" in _refused(applied, NAMES.worker, sql, maintenance)
-    assert "permission denied" in _refused(
-        applied,
-        NAMES.worker,
-        "INSERT INTO daily_balance_checks_archive SELECT * FROM daily_balance_checks_archive",
-    )
-
-
-def test_reporting_reads_but_cannot_write(applied: Engine) -> None:
-    _allowed(applied, NAMES.reporting, "SELECT count(*) FROM customers, audit_log, job_runs")
-    for sql in (
-        "INSERT INTO customers (account_number, first_name, last_name) VALUES ('R2', 'a', 'b')",
-        "UPDATE customers SET first_name = 'x'",
-        "DELETE FROM system_events",
-        "INSERT INTO audit_log (entity_type, operation) VALUES ('X', 'P')",
-    ):
-        assert "permission denied" in _refused(applied, NAMES.reporting, sql)
-
-
-def test_bypass_requires_the_maintenance_role(applied: Engine) -> None:
-    # Maintenance, with the setting: allowed. Without it: the trigger refuses.
-    _allowed(applied, NAMES.maintenance, "UPDATE audit_log SET details = '{}'", maintenance=True)
-    assert "append-only" in _refused(applied, NAMES.maintenance, "DELETE FROM audit_log")
-    # A role that somehow got UPDATE on audit_log still cannot use the bypass.
-    with applied.begin() as conn:
-        conn.execute(text(f"GRANT UPDATE ON audit_log TO {NAMES.worker}"))
-    assert "append-only" in _refused(
-        applied, NAMES.worker, "UPDATE audit_log SET details = '{}'", maintenance=True
-    )
+        login.dispose()
+    with applied.connect() as conn:
+        who = conn.scalar(text("SELECT db_user FROM audit_log WHERE entity_type = 'Qualification'"))
+    assert who == NAMES.login("balances")
 
 
 def test_apply_is_idempotent_and_cli_prints_sql(applied: Engine) -> None:
-    from sqlalchemy.orm import Session
     from typer.testing import CliRunner
 
     from app.cli.main import cli
@@ -151,6 +156,26 @@ def test_apply_is_idempotent_and_cli_prints_sql(applied: Engine) -> None:
     with Session(applied) as s, s.begin():
         roles.apply(s, NAMES)  # again: no error, same result
         assert roles.owner(s)
+        assert roles.owners_problem(s, NAMES) is None
     result = CliRunner().invoke(cli, ["db", "roles", "--prefix", "pn_x", "--show-sql"])
     assert result.exit_code == 0
-    assert "GRANT SELECT, INSERT ON audit_log TO pn_x_worker;" in result.output
+    assert "GRANT DELETE ON public.daily_balance_checks" in result.output
+    assert "TO pn_x_maintenance;" in result.output
+    assert "GRANT pg_monitor TO pn_x_exporter;" in result.output
+
+
+def test_logins_keep_their_statement_values_out_of_the_server_log(applied: Engine) -> None:
+    # db roles --logins, run by a superuser, gives every login it makes the quiet logging
+    # settings of app/db/statement_logging.py (psycopg2 sends values as literals).
+    with applied.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT unnest(s.setconfig) FROM pg_db_role_setting s "
+                "JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = :login"
+            ),
+            {"login": NAMES.login("balances")},
+        ).scalars()
+        settings = dict(row.split("=", 1) for row in rows)
+    assert settings["log_statement"] == "none"
+    assert settings["log_min_duration_statement"] == "-1"
+    assert settings["log_min_error_statement"] == "panic"

@@ -137,6 +137,10 @@ COMMANDS: dict[str, Command] = {
         unwritable=("gdpr", "export", "--account", "A1", "--output", UNWRITABLE),
     ),
     "gdpr erase": Command(("gdpr", "erase", "--account", "A1")),
+    "audit verify": Command(("audit", "verify"), missing=("audit", "verify", "--heads", MISSING)),
+    "archive query": Command(
+        ("archive", "query", "SELECT 1"), db="reads cold storage only, never the database"
+    ),
     "serve callbacks": Command(
         ("serve", "callbacks", "--port", "1"),
         db=SERVER,

@@ -102,7 +102,10 @@ def test_audit_one_row_per_qualification_plus_the_run_summary(session: Session) 
     assert len(per_row) == 3
     assert {a.operation for a in per_row} == {"INSERT"}
     assert {a.service_name for a in per_row} == {"QualificationEngine"}
-    assert {a.user_id for a in per_row} == {"cli:ops"}
+    # A claimed CLI operator is the database login (migration 0010), never a free label.
+    login = session.execute(text("SELECT session_user")).scalar_one()
+    assert {a.user_id for a in per_row} == {f"cli:{login}"}
+    assert {a.db_user for a in per_row} == {login}
     assert {a.new_values["customer_id"] for a in per_row} == {str(c.id) for c in customers}
     (summary,) = [a for a in audit if a.entity_type == "QualificationRun"]
     assert (summary.operation, summary.entity_id) == ("PROCESS", result.run_id)
@@ -158,7 +161,8 @@ def test_recompute_changes_only_rows_without_a_notification_and_is_audited(
     )
     assert update.old_values is not None and update.new_values is not None
     assert update.old_values["disqualification_reason"] == "MISSING_DATA"
-    assert update.new_values["qualified"] is True and update.user_id == "cli:ops"
+    login = session.execute(text("SELECT session_user")).scalar_one()
+    assert update.new_values["qualified"] is True and update.user_id == f"cli:{login}"
     run = session.get(JobRun, again.run_id)
     assert run is not None and run.stats["recompute"] is True
 

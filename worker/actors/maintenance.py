@@ -1,4 +1,9 @@
-"""Maintenance actors: the daily retention run and its periodic kick (queue 'maintenance').
+"""Maintenance actors: the daily retention run, the partitions kept ahead, their kicks.
+
+The partitions kick (PARTITIONS_KICK_TIME, 04:15 by default) creates the missing
+partitions of the hot window (the months before the current one still inside
+RETENTION_HOT_DAYS), the current month and the next PARTITIONS_MONTHS_AHEAD months
+(idempotent: a duplicate kick creates nothing); retention runs also create those ahead.
 
 The kick fires at RETENTION_KICK_TIME in the scheduler's local time (run periodiq with
 TZ set to the bank's time zone). 04:30 by default: Israel's clocks change at 02:00, so
@@ -6,10 +11,10 @@ TZ set to the bank's time zone). 04:30 by default: Israel's clocks change at 02:
 anything from 03:00 exists exactly once every day. It also keeps clear of the backup
 (03:30) and of the morning's business stages.
 
-Catching up is built in: retention is cumulative (each run archives everything past
-its cutoff and exports everything archived since the last finished run), so a day the
-scheduler missed is covered by the next run. The run itself is idempotent and holds an
-advisory lock, so a duplicate kick (periodiq restart inside the minute) is harmless.
+Catching up is built in: retention is cumulative (each run retires every month past
+its cutoff), so a day the scheduler missed is covered by the next run. The run itself
+is idempotent and holds an advisory lock, so a duplicate kick (periodiq restart inside
+the minute) is harmless.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from periodiq import cron
 
 from app.config import get_settings
 from app.db.session import session_scope
-from app.maintenance import retention
+from app.maintenance import partitions, retention
+from app.months import local_today
 from worker.broker import actor
 from worker.enqueue import enqueue
 from worker.resources import Queue
@@ -28,8 +34,8 @@ from worker.resources import Queue
 log = logging.getLogger(__name__)
 
 
-def _kick_cron() -> str:
-    hour, minute = get_settings().retention_kick_time.split(":")
+def _kick_cron(at: str | None = None) -> str:
+    hour, minute = (at or get_settings().retention_kick_time).split(":")
     return f"{int(minute)} {int(hour)} * * *"
 
 
@@ -45,11 +51,11 @@ def retention_run(triggered_by: str = "worker") -> None:
         log.info("retention: %s", result.skipped)
         return
     log.info(
-        "retention run %s: archived %s, events deleted %d, exported %d files",
+        "retention run %s: %d sets exported, %d partitions dropped, %d sets expired",
         result.run_id,
-        result.moved,
-        result.events_deleted,
-        len(result.exported_files),
+        len(result.exported),
+        len(result.dropped),
+        len(result.expired),
     )
 
 
@@ -61,3 +67,26 @@ def retention_run(triggered_by: str = "worker") -> None:
 )
 def retention_kick() -> None:
     enqueue(retention_run, "scheduler")
+
+
+@actor("maintenance.partitions_ensure", Queue.MAINTENANCE, max_retries=3)
+def partitions_ensure(triggered_by: str = "worker") -> None:
+    settings = get_settings()
+    with session_scope() as session:
+        created = partitions.ensure_ahead(
+            session,
+            local_today(settings.tz),
+            settings.partitions_months_ahead,
+            months_back=settings.retention_hot_days // 31,
+        )
+    log.info("partitions (%s): created %s", triggered_by, created or "none")
+
+
+@actor(
+    "maintenance.partitions_kick",
+    Queue.MAINTENANCE,
+    periodic=cron(_kick_cron(get_settings().partitions_kick_time)),
+    max_retries=0,
+)
+def partitions_kick() -> None:
+    enqueue(partitions_ensure, "scheduler")

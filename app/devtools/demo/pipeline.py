@@ -30,6 +30,7 @@ from app.db.session import session_scope
 from app.devtools.demo import state
 from app.devtools.demo.customers import composition, generate, write_csv
 from app.devtools.demo.environment import DemoEnvironment
+from app.maintenance.partitions import ensure_range
 from app.models.enums import RunStatus, SubmissionStatus
 from app.months import Month
 from app.qualification.reports import month_report
@@ -147,6 +148,8 @@ def balance_stage(opts: DemoOptions, workers: InProcessWorkers, progress: Progre
     days = [month.first + timedelta(days=i) for i in range(month.days)]
     keys = [d.isoformat() for d in days]
     with session_scope() as session:
+        # The demo may replay any past month: its partitions (migration 0009) first.
+        ensure_range(session, month, month)
         since = state.db_now(session)
         active = state.active_customers(session)
         before = state.month_checks(session, month)

@@ -1,4 +1,11 @@
-"""audit_log writes of maintenance jobs: their own audit rows and the append-only bypass."""
+"""audit_log writes of maintenance jobs: their own audit rows, archival and redaction.
+
+None of this is DML on audit_log by the application role: each call is one of the audit
+writer's SECURITY DEFINER functions (migration 0010), which alone may move a row to the
+archive (``audit_archive`` then ``audit_retire``, which deletes only rows the archive
+holds with the same hash) or rewrite a row's JSON for an erasure (``audit_redact``,
+itself recorded, so ``audit verify`` accepts the new content).
+"""
 
 from __future__ import annotations
 
@@ -8,19 +15,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.models import AuditLog
+from app.db import audit
 
-_MAINTENANCE_ON = text("SET LOCAL app.audit_maintenance = 'on'")
-_MAINTENANCE_OFF = text("SET LOCAL app.audit_maintenance = 'off'")
-
-
-def set_audit_maintenance(session: Session, enabled: bool) -> None:
-    """Open (or close) the append-only trigger's bypass until the transaction ends.
-
-    With ``db roles`` applied the trigger also requires membership of the maintenance
-    role, so this alone grants nothing to a worker.
-    """
-    session.execute(_MAINTENANCE_ON if enabled else _MAINTENANCE_OFF)
+_ARCHIVE = text("SELECT public.audit_archive(CAST(:ids AS uuid[]))")
+_RETIRE = text("SELECT public.audit_retire(CAST(:ids AS uuid[]))")
+_REDACT = text(
+    "SELECT public.audit_redact(:table, :id, CAST(:old AS jsonb), CAST(:new AS jsonb),"
+    " CAST(:det AS jsonb))"
+)
 
 
 def add_audit_row(
@@ -34,17 +36,42 @@ def add_audit_row(
     details: dict[str, Any],
     correlation_id: uuid.UUID | None = None,
 ) -> None:
-    """Write one audit row in the caller's transaction (flushed now: it is part of the
-    operation it describes, and a failure shows up here, not at commit)."""
-    session.add(
-        AuditLog(
-            entity_type=entity_type,
-            entity_id=entity_id,
-            operation=operation,
-            correlation_id=correlation_id,
-            user_id=user_id,
-            service_name=service_name,
-            details=details,
-        )
+    """Write one audit row in the caller's transaction (part of the operation it
+    describes: a failure shows up here, not at commit)."""
+    audit.record(
+        session,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        operation=operation,
+        user_id=user_id,
+        service_name=service_name,
+        details=details,
+        correlation_id=correlation_id,
     )
-    session.flush()
+
+
+def archive_rows(session: Session, ids: list[uuid.UUID]) -> int:
+    """Copy these audit rows to audit_log_archive (rows already there are left alone)."""
+    return int(session.scalar(_ARCHIVE, {"ids": ids}) or 0)
+
+
+def retire_rows(session: Session, ids: list[uuid.UUID]) -> int:
+    """Delete from audit_log those of ``ids`` the archive holds unchanged; how many."""
+    return int(session.scalar(_RETIRE, {"ids": ids}) or 0)
+
+
+def redact_row(
+    session: Session,
+    table: str,
+    row_id: uuid.UUID,
+    old: str | None,
+    new: str | None,
+    details: str | None,
+) -> int:
+    """Replace the JSON columns of one audit row (hot or archived); 1 if it exists."""
+    return int(
+        session.scalar(
+            _REDACT, {"table": table, "id": row_id, "old": old, "new": new, "det": details}
+        )
+        or 0
+    )

@@ -48,6 +48,22 @@ def fingerprints(pg: Any) -> dict[str, dict[str, Any]]:
     return result
 
 
+def audit_chain_heads(pg: Any, days: int = 7) -> list[dict[str, Any]]:
+    """The last seal of each of the last ``days`` days of the audit chain (migration 0010;
+    none before it): exported beside a backup, a rewritten history cannot match them."""
+    with pg.cursor() as cur:
+        cur.execute("SELECT to_regclass('public.audit_seals') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return []
+        cur.execute(
+            "SELECT DISTINCT ON (day) day, seq, encode(seal, 'hex') FROM public.audit_seals "
+            "WHERE day > (SELECT max(day) FROM public.audit_seals) - %s "
+            "ORDER BY day, seq DESC",
+            (days,),
+        )
+        return [{"day": d.isoformat(), "seq": int(q), "seal": h} for d, q, h in cur.fetchall()]
+
+
 def export_snapshot(pg: Any) -> str:
     """Export the transaction's snapshot (for ``pg_dump --snapshot``); returns its id."""
     with pg.cursor() as cur:

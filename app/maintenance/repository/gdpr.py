@@ -93,12 +93,33 @@ def _rows(session: Session, sql: str, params: dict[str, Any]) -> list[dict[str, 
     return [dict(r) for r in session.execute(text(sql), params).mappings()]
 
 
+def related_ids(session: Session, cid: uuid.UUID) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """(the customer's notification ids, ids of every entity about them), hot and archived."""
+    nids = list(session.scalars(_NOTIFICATION_IDS, {"cid": cid}))
+    eids = list(session.scalars(_ENTITY_IDS, {"cid": cid}))
+    return nids, eids
+
+
+def carrier_sids(session: Session, cid: uuid.UUID) -> list[str]:
+    """Carrier message SIDs of the customer's notifications, hot and archived."""
+    return [
+        str(sid)
+        for table in NOTIFICATION_TABLES
+        for sid in session.scalars(
+            text(
+                f"SELECT carrier_reference_id FROM {table} WHERE customer_id = :cid "
+                "AND carrier_reference_id IS NOT NULL"
+            ),
+            {"cid": cid},
+        )
+    ]
+
+
 def export_rows(session: Session, cid: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
     """Every row about the customer, hot and archived, keyed by table (customers first,
     the audit tables last): the customer, its checks, qualifications, notifications,
     their delivery statuses, and the audit entries about any of them."""
-    nids = list(session.scalars(_NOTIFICATION_IDS, {"cid": cid}))
-    eids = list(session.scalars(_ENTITY_IDS, {"cid": cid}))
+    nids, eids = related_ids(session, cid)
     params: dict[str, Any] = {"cid": cid, "nids": nids, "eids": eids, "cid_like": f"%{cid}%"}
     tables = {"customers": _rows(session, "SELECT * FROM customers WHERE id = :cid", params)}
     for name, sql in _SECTIONS:
@@ -154,27 +175,6 @@ def audit_rows_containing(session: Session, values: Sequence[str]) -> list[tuple
         ).mappings()
         found += [(table, row) for row in rows]
     return found
-
-
-def rewrite_audit_json(
-    session: Session,
-    table: str,
-    row_id: uuid.UUID,
-    old: str | None,
-    new: str | None,
-    details: str | None,
-) -> None:
-    """Replace the JSON columns of one audit row (needs the maintenance bypass)."""
-    if table not in _AUDIT_TABLES:
-        raise ValueError(f"not an audit table: {table}")
-    session.execute(
-        text(
-            f"UPDATE {table} SET old_values = CAST(:old AS jsonb), "
-            "new_values = CAST(:new AS jsonb), details = CAST(:det AS jsonb) "
-            "WHERE id = :id"
-        ),
-        {"id": row_id, "old": old, "new": new, "det": details},
-    )
 
 
 def _like_escape(value: str) -> str:

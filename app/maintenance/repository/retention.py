@@ -1,9 +1,6 @@
-"""SQL of the retention run: the run's job_runs row, archival batches, old system events.
+"""SQL of the retention run's bookkeeping: its lock and its job_runs row.
 
-A batch is one transaction the caller owns: ``begin_batch`` (lock timeout, audit
-bypass), ``batch_ids`` (FOR UPDATE SKIP LOCKED, so live workers are never blocked),
-``copy_to_archive``, ``count_archived``, ``delete_rows``. Table names formatted into
-the statements come from ``STEPS`` and the archive models, never from input.
+The months' rows: repository.cold_storage; the partitions: repository.partitions.
 """
 
 from __future__ import annotations
@@ -11,48 +8,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, text, update
 from sqlalchemy.orm import Session
 
-from app.maintenance.repository.audit import set_audit_maintenance
-from app.models import ARCHIVE_TABLES, JobRun
+from app.models import JobRun
 from app.models.enums import RunStatus
 
 JOB = "retention"
 LOCK_KEY = 0x706E5F7265746E  # "pn_retn": one retention run per database
-EXPORTED_THROUGH = "exported_through"
-
-
-@dataclass(frozen=True)
-class Step:
-    table: str
-    predicate: str  # on alias t; parameters :cutoff (timestamp), :cutoff_date (date)
-    audit: bool = False  # audit_log: 2-year cutoff, privileged maintenance transaction
-
-
-# In foreign-key order: each parent moves only once nothing in the hot table refers to it.
-STEPS = (
-    Step(
-        "delivery_status",
-        "t.notification_id IN (SELECT n.id FROM notifications n WHERE n.created_at < :cutoff)",
-    ),
-    Step(
-        "notifications",
-        "t.created_at < :cutoff AND NOT EXISTS "
-        "(SELECT 1 FROM delivery_status d WHERE d.notification_id = t.id)",
-    ),
-    Step(
-        "monthly_qualifications",
-        "t.qualification_month + interval '1 month' <= :cutoff_date AND NOT EXISTS "
-        "(SELECT 1 FROM notifications n WHERE n.qualification_id = t.id)",
-    ),
-    Step("daily_balance_checks", "t.check_date < :cutoff_date"),
-    Step("audit_log", "t.timestamp < :cutoff", audit=True),
-)
 
 
 def _rowcount(result: Any) -> int:
@@ -100,18 +66,6 @@ def start_run(session: Session, run_key: str, triggered_by: str) -> JobRun:
     return job
 
 
-def last_watermark(session: Session) -> str | None:
-    """``exported_through`` of the newest finished retention run that recorded one."""
-    value = session.scalar(
-        select(JobRun.stats[EXPORTED_THROUGH].astext)
-        .where(JobRun.job == JOB, JobRun.status == str(RunStatus.FINISHED))
-        .where(JobRun.stats.has_key(EXPORTED_THROUGH))
-        .order_by(JobRun.started_at.desc())
-        .limit(1)
-    )
-    return str(value) if value else None
-
-
 def fail_run(session: Session, run_id: uuid.UUID | None, error: str, now: datetime) -> None:
     """Mark the run Failed with (the start of) its error."""
     session.execute(
@@ -129,73 +83,4 @@ def finish_run(
         update(JobRun)
         .where(JobRun.id == run_id)
         .values(status=str(RunStatus.FINISHED), finished_at=now, stats=stats)
-    )
-
-
-def begin_batch(session: Session, step: Step) -> None:
-    """Transaction settings of one archival batch: a lock timeout, and for the audit log
-    the append-only trigger's maintenance bypass."""
-    if step.audit:
-        set_audit_maintenance(session, True)
-    session.execute(text("SET LOCAL lock_timeout = '10s'"))
-
-
-def batch_ids(session: Session, step: Step, params: dict[str, Any], limit: int) -> list[uuid.UUID]:
-    """Up to ``limit`` ids of rows due for the archive, locked; rows other transactions
-    hold are skipped (the next run takes them)."""
-    return list(
-        session.scalars(
-            text(
-                f"SELECT t.id FROM {step.table} t WHERE {step.predicate} "
-                "ORDER BY t.id LIMIT :limit FOR UPDATE OF t SKIP LOCKED"
-            ),
-            {**params, "limit": limit},
-        )
-    )
-
-
-def _archive_columns(table: str) -> str:
-    archive = ARCHIVE_TABLES[f"{table}_archive"]
-    return ", ".join(c.name for c in archive.columns if c.name != "archived_at")
-
-
-def copy_to_archive(session: Session, table: str, ids: list[uuid.UUID]) -> None:
-    """INSERT the rows into ``<table>_archive``; rows already there are left alone."""
-    columns = _archive_columns(table)
-    session.execute(
-        text(
-            f"INSERT INTO {table}_archive ({columns}) SELECT {columns} FROM {table} "
-            "WHERE id = ANY(:ids) ON CONFLICT (id) DO NOTHING"
-        ),
-        {"ids": ids},
-    )
-
-
-def count_archived(session: Session, table: str, ids: list[uuid.UUID]) -> int:
-    """How many of ``ids`` are in ``<table>_archive``."""
-    return int(
-        session.scalar(
-            text(f"SELECT count(*) FROM {table}_archive WHERE id = ANY(:ids)"), {"ids": ids}
-        )
-        or 0
-    )
-
-
-def delete_rows(session: Session, table: str, ids: list[uuid.UUID]) -> int:
-    """DELETE the rows from the hot table; returns how many went."""
-    return _rowcount(
-        session.execute(text(f"DELETE FROM {table} WHERE id = ANY(:ids)"), {"ids": ids})
-    )
-
-
-def delete_old_events(session: Session, before: datetime, limit: int) -> int:
-    """Delete up to ``limit`` system events created before ``before``; returns how many."""
-    return _rowcount(
-        session.execute(
-            text(
-                "DELETE FROM system_events WHERE id IN (SELECT id FROM system_events "
-                "WHERE created_at < :before LIMIT :limit)"
-            ),
-            {"before": before, "limit": limit},
-        )
     )

@@ -18,7 +18,8 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
-from app.models import AuditLog, JobRun
+from app.db import audit
+from app.models import JobRun
 from app.models.enums import RunStatus
 from app.months import Month
 
@@ -74,16 +75,15 @@ def audit_summary(
     user_id: str | None,
 ) -> None:
     """The run's own audit row, beside the one-per-qualification rows of the trigger."""
-    session.add(
-        AuditLog(
-            entity_type="QualificationRun",
-            entity_id=run.id,
-            operation="PROCESS",
-            correlation_id=run.correlation_id,
-            user_id=user_id,
-            service_name=SERVICE,
-            details=details,
-        )
+    audit.record(
+        session,
+        entity_type="QualificationRun",
+        entity_id=run.id,
+        operation="PROCESS",
+        correlation_id=run.correlation_id,
+        user_id=user_id,
+        service_name=SERVICE,
+        details=details,
     )
 
 

@@ -110,6 +110,7 @@ class CarrierSimulator:
         app.router.add_post(base + "/Messages.json", self.create)
         app.router.add_get(base + "/Messages.json", self.list)
         app.router.add_get(base + "/Messages/{sid}.json", self.fetch)
+        app.router.add_delete(base + "/Messages/{sid}.json", self.delete)
         app.router.add_get("/_sim/messages", self.sim_messages)
         app.router.add_get("/_sim/stats", self.sim_stats)
         app.router.add_get("/_sim/callbacks", self.sim_callbacks)
@@ -216,6 +217,16 @@ class CarrierSimulator:
         if message is None:
             return error(404, 20404)
         return web.json_response(self.state.view(message, time.time()))
+
+    async def delete(self, request: web.Request) -> web.Response:
+        """DeleteMessage: 204 and the message is gone (fetch 404, lists skip it)."""
+        refused = self._guard(request)
+        if refused is not None:
+            return refused
+        if not self.state.delete(request.match_info["sid"]):
+            return error(404, 20404)
+        self.state.count("deleted")
+        return web.Response(status=204)
 
     async def list(self, request: web.Request) -> web.Response:
         cfg = self.state.config

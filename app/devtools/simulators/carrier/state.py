@@ -44,13 +44,15 @@ class CarrierState:
         self.position: dict[str, int] = {}  # sid -> index in ``order``
         self.by_to: dict[str, list[int]] = {}  # recipient -> indexes in ``order``
         self.by_from: dict[str, list[int]] = {}
+        self.deleted: set[str] = set()  # sids deleted through the API
         # Called with (message, status, code) when a test forces a status (callbacks).
         self.on_force: Callable[[SimMessage, str, int | None], None] | None = None
 
     def reset(self) -> None:
         with self.lock:
             for container in (self.messages, self.order, self.accepted, self.requests,
-                              self.position, self.by_to, self.by_from):  # fmt: skip
+                              self.position, self.by_to, self.by_from,
+                              self.deleted):  # fmt: skip
                 container.clear()
             self.rng = random.Random(self.config.seed)
 
@@ -67,6 +69,14 @@ class CarrierState:
             sender = message.from_ or message.service_sender
             self.by_from.setdefault(sender, []).append(index)
             self.accepted.append((message.created, message.sid, message.num_segments))
+
+    def delete(self, sid: str) -> bool:
+        """Forget message ``sid`` (fetch answers 404, lists skip it); False if unknown."""
+        with self.lock:
+            if self.messages.pop(sid, None) is None:
+                return False
+            self.deleted.add(sid)
+            return True
 
     def force(self, sid: str, status: str, error_code: int | None = None) -> None:
         """Make message ``sid`` report ``status`` (and ``error_code``) from now on."""
@@ -94,6 +104,8 @@ class CarrierState:
                 indexes = self.by_from.get(query.from_, [])
             else:
                 indexes = range(len(self.order))
+            if self.deleted:
+                indexes = [i for i in indexes if self.order[i].sid not in self.deleted]
             return select_page(query, indexes, self.order.__getitem__, self.position.get, now)
 
     def view(self, m: SimMessage, now: float | None) -> dict[str, Any]:
