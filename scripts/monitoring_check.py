@@ -230,7 +230,12 @@ class Check:
         s = self.stack
         # A job run that fails, started from the CLI: its metrics come from job_runs.
         cli = [str(_common.BIN / "premium-notify"), "run", "retention"]
-        env = {**s.app_env(), "COLD_STORAGE_DIR": "/dev/null/cold"}
+        # Cold storage that cannot be reached (an object store on a closed port): the run
+        # fails when it lists the store for expired sets, whatever the data.
+        env = {**s.app_env(), "COLD_STORAGE_URL": "s3://pn-unreachable/cold",
+               "COLD_STORAGE_S3_ENDPOINT_URL": f"http://127.0.0.1:{_common.free_port()}",
+               "AWS_ACCESS_KEY_ID": "none", "AWS_SECRET_ACCESS_KEY": "none",
+               "AWS_MAX_ATTEMPTS": "1"}  # fmt: skip
         done = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
         if done.returncode == 0:
             self.fail(f"premium-notify run retention did not fail: {done.stdout}")

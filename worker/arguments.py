@@ -99,6 +99,10 @@ class RetentionRun(Arguments):
     triggered_by: TriggeredBy = "worker"
 
 
+class PartitionsEnsure(Arguments):
+    triggered_by: TriggeredBy = "worker"
+
+
 class PrepareMonth(Arguments):
     month: MonthText
 
@@ -124,6 +128,8 @@ SCHEMAS: dict[str, type[Arguments]] = {
     "delivery.poll_kick": NoArguments,
     "maintenance.retention_run": RetentionRun,
     "maintenance.retention_kick": NoArguments,
+    "maintenance.partitions_ensure": PartitionsEnsure,
+    "maintenance.partitions_kick": NoArguments,
     "notifications.prepare_month": PrepareMonth,
     "notifications.send_batch": SendBatch,
     "notifications.reconcile": NoArguments,
