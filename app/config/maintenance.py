@@ -44,8 +44,8 @@ class MaintenanceSettings(BaseModel):
     )
     cold_storage_dir: Path = Field(
         default=PROJECT_ROOT / ".data" / "cold-storage",
-        description="Local folder of the cold storage (Parquet files and manifests) when "
-        "COLD_STORAGE_URL is not set.",
+        description="Local folder of the cold storage (Parquet files and manifests, "
+        "age-encrypted to BACKUP_AGE_RECIPIENTS_FILE) when COLD_STORAGE_URL is not set.",
     )
     cold_storage_url: str | None = Field(
         default=None,
@@ -142,13 +142,15 @@ class MaintenanceSettings(BaseModel):
     )
     backup_age_recipients_file: Path = Field(
         default=PROJECT_ROOT / ".data" / "backup-keys" / "recipients.txt",
-        description="age recipients (public keys) that logical exports and the erasure "
-        "journal are encrypted to. Outside production a key pair is made here when missing.",
+        description="age recipients (public keys) that logical exports, the erasure "
+        "journal and a local cold storage folder are encrypted to. Outside production a key "
+        "pair is made here when missing.",
     )
     backup_age_identity_file: Path = Field(
         default=PROJECT_ROOT / ".data" / "backup-keys" / "identity.txt",
         description="age identity (private key) that decrypts exports and the erasure "
-        "journal; needed on restore only.",
+        "journal (needed on restore only) and a local cold storage folder (needed by "
+        "retention, GDPR and archive query).",
     )
     erasure_journal_dir: Path = Field(
         default=PROJECT_ROOT / ".data" / "erasure-journal",

@@ -13,9 +13,8 @@ from typing import Any
 
 import duckdb
 import pyarrow.dataset as pa_ds
-import pyarrow.fs as pa_fs
 
-from app.maintenance import cold_storage
+from app.maintenance import cold_crypt, cold_storage
 from app.maintenance.cold_store import ColdStore
 from app.maintenance.repository import archive as repository
 
@@ -39,24 +38,34 @@ def _line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
 
 
-def tables(store: ColdStore) -> dict[str, list[str]]:
-    """Table -> the store paths of every file its manifests name."""
-    found: dict[str, list[str]] = {}
+def tables(store: ColdStore) -> dict[str, list[tuple[str, str]]]:
+    """Table -> (relative path, SHA-256) of every file its manifests name."""
+    found: dict[str, list[tuple[str, str]]] = {}
     for unit, manifest in cold_storage.manifests(store):
         for entry in manifest["files"]:
-            found.setdefault(unit.table, []).append(store.path(f"{unit.prefix}/{entry['file']}"))
+            relative = f"{unit.prefix}/{entry['file']}"
+            found.setdefault(unit.table, []).append((relative, entry["sha256"]))
     return found
 
 
 def run(store: ColdStore, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """(column names, rows) of one read-only query over the cold tables."""
+    """(column names, rows) of one read-only query over the cold tables. An encrypted
+    folder's files are verified and decrypted into a private temporary folder first,
+    removed once the query has run."""
     _one_select(sql)
-    filesystem = pa_fs.PyFileSystem(pa_fs.FSSpecHandler(store.fs))
-    datasets = {
-        table: pa_ds.dataset(paths, filesystem=filesystem, format="parquet")
-        for table, paths in tables(store).items()
-    }
+    files = tables(store)
+    everything = [item for items in files.values() for item in items]
     try:
-        return repository.run_readonly(datasets, sql)
+        with store.readable(everything) as (filesystem, paths):
+            at = dict(zip(everything, paths, strict=True))
+            datasets = {
+                table: pa_ds.dataset(
+                    [at[i] for i in items], filesystem=filesystem, format="parquet"
+                )
+                for table, items in files.items()
+            }
+            return repository.run_readonly(datasets, sql)
     except duckdb.Error as exc:
         raise QueryError(_line(exc)) from None
+    except cold_crypt.IntegrityError as exc:
+        raise QueryError(str(exc)) from None

@@ -55,9 +55,15 @@ class Placeholders:
 
 
 def _read(store: ColdStore, unit: Unit, entry: dict[str, Any]) -> pa.Table:
-    cold_storage.verify_file(store, unit, entry)
-    with store.open(f"{unit.prefix}/{entry['file']}") as fh:
-        return pq.read_table(fh)
+    """The file's rows; its SHA-256 is checked before it is decrypted, then its rows."""
+    relative = f"{unit.prefix}/{entry['file']}"
+    if not store.exists(relative):
+        raise cold_storage.ExportError(f"{store.display(relative)}: missing")
+    with store.open(relative, entry["sha256"]) as fh:
+        table = pq.read_table(fh)
+    if table.num_rows != entry["rows"]:
+        raise cold_storage.ExportError(f"{store.display(relative)}: row count mismatch")
+    return table
 
 
 def _files(store: ColdStore, tables: set[str]) -> list[tuple[Unit, dict[str, Any], dict[str, Any]]]:

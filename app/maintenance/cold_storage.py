@@ -4,7 +4,10 @@ Layout under the store's root (app/maintenance/cold_store.py, a folder or an S3 
 
     <table>/<YYYY>/<MM>/part-<id>.parquet   one or more files (pyarrow, zstd)
     <table>/<YYYY>/<MM>/manifest.json       what the set holds (below)
-    <table>/<YYYY>/<MM>/SHA256SUMS          ``sha256sum -c`` of the files
+    <table>/<YYYY>/<MM>/SHA256SUMS          ``sha256sum -c`` of the files (as stored)
+
+In a local folder the Parquet files and the manifest are age ciphertext (cold_store.py)
+and the recorded SHA-256 is the ciphertext's: it is checked before anything is decrypted.
 
 The manifest records the table, the month, each file's rows, bytes and SHA-256, the
 totals, the Arrow schema, the retention class (``audit``: 10 years, ``standard``: 7)
@@ -18,9 +21,7 @@ name, is debris of an interrupted run (the next run writes the set again).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -33,12 +34,11 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from app.maintenance.cold_store import ColdStore
+from app.maintenance.cold_store import SUMS, ColdStore
 from app.months import Month
 
 FORMAT = "premium-notify-cold/2"
 MANIFEST = "manifest.json"
-SUMS = "SHA256SUMS"
 AUDIT_TABLES = frozenset({"audit_log"})
 # Column naming the customer, per table (delivery_status: through its notification).
 CUSTOMER_COLUMN = {
@@ -99,14 +99,6 @@ def schema_of(columns: list[tuple[str, str, int | None, int | None]]) -> pa.Sche
     return pa.schema([(name, arrow_type(t, p, s)) for name, t, p, s in columns])
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _csv_options(schema: pa.Schema) -> dict[str, Any]:
     return {
         "parse_options": pa_csv.ParseOptions(newlines_in_values=True),
@@ -150,11 +142,9 @@ def store_file(
     with tempfile.TemporaryDirectory(prefix="pn-cold-") as tmp:
         local = Path(tmp) / "part.parquet"
         rows = write(local)
-        sha = _sha256_file(local)
         name = f"part-{uuid.uuid4().hex[:12]}.parquet"
         relative = f"{unit.prefix}/{name}"
-        with local.open("rb") as src, store.writer(relative) as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+        sha = store.put_file(relative, local)  # of the stored bytes (ciphertext if local)
     entry = {
         "file": name,
         "rows": rows,
@@ -174,7 +164,7 @@ def verify_file(store: ColdStore, unit: Unit, entry: dict[str, Any]) -> None:
         raise ExportError(f"{store.display(relative)}: missing")
     if store.sha256(relative) != entry["sha256"]:
         raise ExportError(f"{store.display(relative)}: checksum mismatch")
-    with store.open(relative) as fh:
+    with store.open(relative, entry["sha256"]) as fh:  # verified again, then decrypted
         rows = pq.ParquetFile(fh).metadata.num_rows
     if rows != entry["rows"]:
         raise ExportError(f"{store.display(relative)}: {rows} rows, expected {entry['rows']}")
@@ -217,7 +207,7 @@ def write_manifest(
         **(extra or {}),
     }
     sums = "".join(f"{f['sha256']}  {f['file']}\n" for f in files)
-    store.write_bytes(f"{unit.prefix}/{SUMS}", sums.encode())
+    store.write_bytes(f"{unit.prefix}/{SUMS}", sums.encode(), plain=True)  # checksums only
     store.write_bytes(unit.manifest, (json.dumps(manifest, indent=2) + "\n").encode())
     return manifest
 
@@ -238,8 +228,7 @@ def read_set(store: ColdStore, unit: Unit, manifest: dict[str, Any]) -> pa.Table
     """All rows of a set (every file the manifest names), each file verified first."""
     tables = []
     for entry in manifest["files"]:
-        verify_file(store, unit, entry)
-        with store.open(f"{unit.prefix}/{entry['file']}") as fh:
+        with store.open(f"{unit.prefix}/{entry['file']}", entry["sha256"]) as fh:
             tables.append(pq.read_table(fh))
     if not tables:
         return pa.table({})

@@ -1,4 +1,5 @@
-"""age encryption of what leaves the database: logical exports and the erasure journal.
+"""age encryption of what leaves the database: logical exports, the erasure journal and
+local cold storage (app/maintenance/cold_crypt.py).
 
 Both are encrypted to *recipients* (public keys, ``BACKUP_AGE_RECIPIENTS_FILE``): the
 processes that write them never hold the key that reads them. The *identity* (private

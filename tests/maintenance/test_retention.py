@@ -136,7 +136,10 @@ def test_retires_months_to_a_local_folder_and_is_idempotent(
     assert checks is not None and checks["retention_class"] == "standard"
     assert checks["expires_on"] == "2032-10-01" and checks["customer_column"] == "customer_id"
     folder = tmp_path / "cold" / "daily_balance_checks" / "2025" / "09"
-    table = pq.read_table(folder / checks["files"][0]["file"])
+    part = f"daily_balance_checks/2025/09/{checks['files'][0]['file']}"
+    assert (folder / checks["files"][0]["file"]).read_bytes().startswith(b"age-encryption.org/")
+    with store.open(part) as fh:  # verified against SHA256SUMS, then decrypted
+        table = pq.read_table(fh)
     assert sorted(d.isoformat() for d in table.column("check_date").to_pylist()) == [
         "2025-09-01",
         "2025-09-02",
