@@ -277,7 +277,24 @@ def audit_problems(pg: Any) -> list[str]:
             pass  # refused, as it must be
         finally:
             pg.rollback()
-    return problems
+    return problems + audit_verify_problems(pg)
+
+
+def audit_verify_problems(pg: Any) -> list[str]:
+    """`premium-notify audit verify` on the database behind ``pg``: every row hash and
+    every seal of the chain recomputed (docs/security.md); its verdict line if it fails."""
+    info = pg.info
+    if str(info.host).startswith("/"):
+        url = f"postgresql://{info.user}@/{info.dbname}?host={info.host}&port={info.port}"
+    else:
+        url = f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
+    env = {k: os.environ[k] for k in KEEP_ENV if k in os.environ} | {"DATABASE_URL": url}
+    done = subprocess.run([str(BIN / "premium-notify"), "audit", "verify"], env=env,
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    if done.returncode == 0:
+        return []
+    said = (done.stdout + done.stderr).strip().splitlines()
+    return [f"audit verify failed (exit {done.returncode}): {said[-1] if said else ''}"]
 
 
 def erased_problems(pg: Any, customer_id: str, phone: str) -> list[str]:
