@@ -29,8 +29,9 @@ maintenance group only:
   cold store, by the statement digests of the cold files.
 
 The horizon: the maintenance role is trusted with the count of a frozen partition (its
-own export's); what it cannot do is drop or freeze a month inside the horizon, drop a
-table other than the three, or touch the tables in any other way.
+own export's; a claim of "empty" is checked, one row is enough); what it cannot do is
+drop or freeze a month inside the horizon, drop a table other than the three, or touch
+the tables in any other way.
 
 ``pn_retired_partitions`` is append-only (0010's ``archive_no_delete()`` refuses UPDATE,
 DELETE and TRUNCATE); services may only read it.
@@ -195,6 +196,10 @@ BEGIN
         EXECUTE format('SELECT count(*) FROM public.%I', part) INTO found;
     ELSE
         found := p_rows;  -- frozen before it was counted and exported: it cannot have grown
+        IF p_rows = 0 THEN  -- "empty", with no cold set to show for it: one row disproves it
+            EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM public.%I LIMIT 1) r', part)
+                INTO found;
+        END IF;
     END IF;
     IF p_table <> 'system_events' AND (p_rows IS NULL OR p_rows <> found
             OR (found > 0 AND (p_cold_set IS NULL OR p_manifest_sha256 IS NULL))) THEN

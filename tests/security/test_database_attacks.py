@@ -222,7 +222,6 @@ def test_the_compose_flow_runs_migrations_as_the_non_superuser_owner(
             "pn_audit_writer"
         }
         assert tables == [NAMES.owner] and not superuser
-        _partition_maintenance_is_the_maintenance_roles_alone(url)
         worker = create_engine(
             url.set(username=NAMES.login("balances"), password="pw-balances"), poolclass=NullPool
         )
@@ -231,6 +230,7 @@ def test_the_compose_flow_runs_migrations_as_the_non_superuser_owner(
         worker.dispose()
         with admin.connect() as conn:
             assert conn.scalar(text("SELECT count(*) FROM audit_seals")) == 1
+        _partition_maintenance_is_the_maintenance_roles_alone(url)
     finally:
         admin.dispose()
         drop_database(database_url, url.database or "")
@@ -258,6 +258,32 @@ def _partition_maintenance_is_the_maintenance_roles_alone(url: URL) -> None:
             "date_trunc('month', LOCALTIMESTAMP)::date, 0, 'x', 'y')"
         )
         assert "retention horizon" in _refused(maintenance, current)
+        # A frozen month with rows cannot be passed off as empty (no cold set named).
+        full = (
+            "SELECT public.pn_ensure_partitions('daily_balance_checks', '2020-01-01', '2020-01-01')"
+        )
+        with maintenance.begin() as conn:
+            conn.execute(text(full))
+        with create_engine(url, poolclass=NullPool).begin() as conn:  # the administrator
+            conn.execute(
+                text(
+                    "INSERT INTO customers (account_number, first_name, last_name, "
+                    "phone_number, account_type) VALUES ('Z1', 'A', 'B', '+972501234567', "
+                    "'PREMIUM') RETURNING id"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO daily_balance_checks (customer_id, check_date, balance, "
+                    "passes_threshold, check_timestamp) SELECT id, '2020-01-05', 1, false, "
+                    "now() FROM customers WHERE account_number = 'Z1'"
+                )
+            )
+        freeze = "SELECT public.pn_freeze_partition('daily_balance_checks', '2020-01-01')"
+        lie = (
+            "SELECT public.pn_retire_partition('daily_balance_checks', '2020-01-01', 0, NULL, NULL)"
+        )
+        assert "holds 1 rows" in _refused(maintenance, freeze, lie)
         assert "not a partitioned table" in _refused(
             maintenance,
             "SELECT public.pn_ensure_partitions('customers', '2020-01-01', '2020-01-01')",
