@@ -110,7 +110,9 @@ def raw_copy(engine: Engine, customers: list[tuple[uuid.UUID, str]]) -> float:
         raw.close()
 
 
-def pipeline(engine: Engine, env: dict[str, str], day: date, source: str, shards: int) -> float:
+def pipeline(
+    engine: Engine, env: dict[str, str], day: date, source: str | None, shards: int
+) -> float:
     dramatiq_bin = str(BIN / "dramatiq")
     workers = [
         subprocess.Popen(
@@ -187,7 +189,9 @@ def main() -> None:
     print("reference: raw COPY ...", flush=True)
     t_ref = raw_copy(engine, customers)
     print("EOD file through the broker and two workers ...", flush=True)
-    t_file = pipeline(engine, env, FILE_DAY, f"file:{extract}", args.shards)
+    # A file source comes from the workers' settings, never from a message (worker/arguments.py).
+    file_env = {**env, "BALANCE_SOURCE": f"file:{extract}"}
+    t_file = pipeline(engine, file_env, FILE_DAY, None, args.shards)
     results = [("raw COPY (reference)", t_ref), ("pipeline, EOD file", t_file)]
     if not args.skip_http:
         port = free_port()
