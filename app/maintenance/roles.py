@@ -33,7 +33,6 @@ from sqlalchemy.orm import Session
 from app.maintenance.repository import roles as repository
 
 RECORD = "public.audit_record(text, uuid, text, text, jsonb, uuid, text)"
-ARCHIVE = ("public.audit_archive(uuid[])", "public.audit_retire(uuid[])")
 REDACT = "public.audit_redact(text, uuid, jsonb, jsonb, jsonb)"
 # Partition maintenance (migration 0011): the owner's definer functions, the only way a
 # service creates or drops a monthly partition (it owns no table).
@@ -50,7 +49,6 @@ HOT = (
     "notifications",
     "delivery_status",
 )
-ARCHIVES = tuple(f"{t}_archive" for t in HOT[1:])  # customers have no archive
 RUNS = ("job_runs", "job_shards")
 
 # (privileges, tables) per service. Every group also gets CONNECT, USAGE on the schema,
@@ -87,12 +85,13 @@ SERVICE_GRANTS: dict[str, Grants] = {
         ("UPDATE", ("delivery_status", "notifications")),
     ),
     # retention, notifications.reconcile, dlq, backups (pg_dump reads every table).
+    # Checks, audit rows and system events leave by partition (the owner's definer
+    # functions, below): DELETE only where retention deletes a month's rows.
     "maintenance": (
         ("SELECT", ("ALL",)),
-        ("INSERT", ARCHIVES),
         ("INSERT, UPDATE", RUNS),
         ("UPDATE", ("notifications",)),
-        ("DELETE", (*HOT[1:], "system_events")),
+        ("DELETE", ("monthly_qualifications", "notifications", "delivery_status")),
     ),
     # periodiq only enqueues.
     "scheduler": (),
@@ -103,7 +102,8 @@ SERVICE_GRANTS: dict[str, Grants] = {
     # People at the CLI: imports, GDPR, runs in-process (member of the pools, below).
     "operator": (
         ("SELECT", ("ALL",)),
-        ("INSERT, UPDATE", ("customers", "notifications_archive", "sms_controls", *RUNS)),
+        ("INSERT, UPDATE", ("customers", "sms_controls", *RUNS)),
+        ("UPDATE", ("notifications_archive",)),  # erasure of rows archived before issue 21
     ),
 }
 FUNCTIONS: dict[str, tuple[str, ...]] = {
@@ -111,7 +111,7 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
     "sms": (RECORD,),
     "delivery": (RECORD,),
     "callbacks": (RECORD,),
-    "maintenance": (RECORD, *ARCHIVE, *PARTITIONS),
+    "maintenance": (RECORD, *PARTITIONS),
     "operator": (RECORD, REDACT),
 }
 TEMPORARY = ("balances", "operator")  # staging and decision tables (transaction-local)

@@ -66,7 +66,7 @@ def test_each_service_writes_what_its_code_writes(applied: Engine) -> None:
     _allowed(applied, "sms", "UPDATE notifications SET retry_count = 1")
     _allowed(applied, "delivery", "UPDATE delivery_status SET attempts = 2")
     _allowed(applied, "callbacks", "SELECT count(*) FROM callback_receipts")
-    _allowed(applied, "maintenance", "DELETE FROM daily_balance_checks")
+    _allowed(applied, "maintenance", "DELETE FROM notifications")
     _allowed(applied, "operator", "UPDATE customers SET first_name = 'C'")
 
 
@@ -74,6 +74,21 @@ def test_each_service_writes_what_its_code_writes(applied: Engine) -> None:
 def test_nothing_but_maintenance_deletes(applied: Engine, service: str) -> None:
     for table in ("customers", "daily_balance_checks", "notifications", "delivery_status"):
         assert "permission denied" in _refused(applied, service, f"DELETE FROM {table}")
+
+
+def test_maintenance_deletes_only_the_small_tables_retention_empties(applied: Engine) -> None:
+    # Checks, audit rows and system events leave by partition (migration 0011's definer
+    # functions); the row-archival functions of 0010 are gone (migration 0012).
+    for table in ("daily_balance_checks", "system_events", "customers", "job_runs"):
+        assert "permission denied" in _refused(applied, "maintenance", f"DELETE FROM {table}")
+    for table in ("daily_balance_checks_archive", "notifications_archive"):
+        sql = f"INSERT INTO {table} SELECT * FROM {table}"
+        assert "permission denied" in _refused(applied, "maintenance", sql)
+    for function in ("audit_archive", "audit_retire"):
+        error = _refused(applied, "maintenance", f"SELECT public.{function}('{{}}'::uuid[])")
+        assert "does not exist" in error
+    for table in ("monthly_qualifications", "notifications", "delivery_status"):
+        _allowed(applied, "maintenance", f"DELETE FROM {table}")
 
 
 @pytest.mark.parametrize("service", [*WORKERS, "maintenance", "operator", "reporting"])
@@ -159,7 +174,7 @@ def test_apply_is_idempotent_and_cli_prints_sql(applied: Engine) -> None:
         assert roles.owners_problem(s, NAMES) is None
     result = CliRunner().invoke(cli, ["db", "roles", "--prefix", "pn_x", "--show-sql"])
     assert result.exit_code == 0
-    assert "GRANT DELETE ON public.daily_balance_checks" in result.output
+    assert "GRANT DELETE ON public.monthly_qualifications" in result.output
     assert "TO pn_x_maintenance;" in result.output
     assert "GRANT pg_monitor TO pn_x_exporter;" in result.output
 

@@ -1,10 +1,9 @@
-"""audit_log writes of maintenance jobs: their own audit rows, archival and redaction.
+"""audit_log writes of maintenance jobs: their own audit rows and redaction.
 
 None of this is DML on audit_log by the application role: each call is one of the audit
-writer's SECURITY DEFINER functions (migration 0010), which alone may move a row to the
-archive (``audit_archive`` then ``audit_retire``, which deletes only rows the archive
-holds with the same hash) or rewrite a row's JSON for an erasure (``audit_redact``,
-itself recorded, so ``audit verify`` accepts the new content).
+writer's SECURITY DEFINER functions (migration 0010), which alone may rewrite a row's
+JSON for an erasure (``audit_redact``, itself recorded, so ``audit verify`` accepts the
+new content). Audit rows leave the database only by partition (migrations 0011, 0012).
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ from sqlalchemy.orm import Session
 
 from app.db import audit
 
-_ARCHIVE = text("SELECT public.audit_archive(CAST(:ids AS uuid[]))")
-_RETIRE = text("SELECT public.audit_retire(CAST(:ids AS uuid[]))")
 _REDACT = text(
     "SELECT public.audit_redact(:table, :id, CAST(:old AS jsonb), CAST(:new AS jsonb),"
     " CAST(:det AS jsonb))"
@@ -48,16 +45,6 @@ def add_audit_row(
         details=details,
         correlation_id=correlation_id,
     )
-
-
-def archive_rows(session: Session, ids: list[uuid.UUID]) -> int:
-    """Copy these audit rows to audit_log_archive (rows already there are left alone)."""
-    return int(session.scalar(_ARCHIVE, {"ids": ids}) or 0)
-
-
-def retire_rows(session: Session, ids: list[uuid.UUID]) -> int:
-    """Delete from audit_log those of ``ids`` the archive holds unchanged; how many."""
-    return int(session.scalar(_RETIRE, {"ids": ids}) or 0)
 
 
 def redact_row(
