@@ -128,7 +128,7 @@ def backup(
                 backup_service.rules_from(settings),
             )
             chosen = due.daily or "diff"
-        service.pgbr.backup(chosen, repo)
+        heads = service.backup(chosen, repo)
         info = service.pgbr.info()
         service.publish(info)
     except PgBackRestError as exc:
@@ -142,6 +142,8 @@ def backup(
         f"{newest.size} bytes, {newest.repo_size} bytes stored, "
         f"{(newest.stop - newest.start).total_seconds():.0f} s"
     )
+    if heads is not None:
+        typer.echo(f"audit chain heads: {heads} (audit verify --heads)")
 
 
 @db_app.command("backups")

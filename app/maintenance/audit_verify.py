@@ -86,7 +86,11 @@ def verify(
     """Check the days ``first`` .. ``last`` (default: the whole trail); ``cold`` reads a
     retired month's statements from cold storage."""
     lo, hi = repository.bounds(session)
-    first, last = first or lo, last or hi
+    # Without a range given, the days of the exported heads are checked too: a trail
+    # cut back to before them (even to nothing) must not verify against them.
+    days = [d for d in (lo, hi, *(expected_heads or {})) if d is not None]
+    first = first or min(days, default=None)
+    last = last or max(days, default=None)
     report = Report(first, last)
     if first is None or last is None:
         return report

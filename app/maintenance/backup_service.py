@@ -15,6 +15,7 @@ stop``) ends it cleanly with 0.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -23,12 +24,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from datetime import time as clock_time
 from pathlib import Path
+from typing import Any
 
 from app.config import Settings, get_settings
-from app.maintenance import backup, backup_metrics, backup_rotation
+from app.maintenance import backup, backup_metrics, backup_rotation, encryption
 from app.maintenance.backup_schedule import Plan, Rules, next_slot, plan
 from app.maintenance.pgbackrest import PgBackRest, StanzaInfo
 from app.maintenance.pgconn import Conn
+from app.maintenance.repository import backup as backup_repository
 from app.maintenance.repository import recovery as repository
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,11 @@ def rules_from(settings: Settings) -> Rules:
 def metrics_path(settings: Settings) -> Path:
     """The physical backups' textfile (BACKUP_METRICS_FILE)."""
     return settings.backup_metrics_file or settings.backup_dir / "pn_backup.prom"
+
+
+def heads_dir(settings: Settings) -> Path:
+    """Where the audit chain heads of each physical backup are kept (BACKUP_DIR)."""
+    return settings.backup_dir / "audit-heads"
 
 
 def export_metrics_path(settings: Settings) -> Path:
@@ -83,12 +91,12 @@ class BackupService:
         info = self.pgbr.info()
         due = plan(self.clock(), list(info.good()), rules_from(self.settings), self._last_export())
         if due.daily:
-            self._backup(due.daily, None)
+            self.backup(due.daily, None)
             if due.daily == "full":
                 self.pgbr.verify(1)
                 self.say("backup service: repository 1 verified")
         if due.monthly:
-            self._backup("full", self.settings.backup_monthly_repo)
+            self.backup("full", self.settings.backup_monthly_repo)
             self.pgbr.verify(self.settings.backup_monthly_repo)
         if due.export and self.conn is not None:
             self._export()
@@ -97,12 +105,41 @@ class BackupService:
         self.publish(info)
         return due
 
-    def _backup(self, kind: str, repo: int | None) -> None:
+    def backup(self, kind: str, repo: int | None) -> Path | None:
+        """One physical backup annotated with the audit chain's heads, then its heads file
+        (None without a database connection: nothing to read the heads from)."""
         started = time.monotonic()
-        self.pgbr.backup(kind, repo)
+        heads = self._chain_heads()
+        notes = {f"audit-head-{h['day']}": f"{h['seq']}:{h['seal']}" for h in heads or ()}
+        self.pgbr.backup(kind, repo, notes)
         where = f"repository {repo}" if repo else "the daily repository"
         seconds = time.monotonic() - started
         self.say(f"backup service: {kind} backup into {where} in {seconds:.1f} s")
+        if heads is None:
+            return None
+        made = self.pgbr.info().good(repo or 1)[-1]
+        document = {
+            "stanza": self.pgbr.stanza,
+            "backup": made.label,
+            "type": made.type,
+            "repo": made.repo,
+            "heads_read_at_utc": self.clock().replace(tzinfo=None).isoformat(timespec="seconds"),
+            "heads": heads,
+        }
+        folder = encryption.private_dir(heads_dir(self.settings))
+        path = folder / f"{self.pgbr.stanza}_{made.label}.json"
+        encryption.write_private(path, (json.dumps(document, indent=2) + "\n").encode())
+        return path
+
+    def _chain_heads(self) -> list[dict[str, Any]] | None:
+        """The last seal of today and yesterday (read just before the backup starts)."""
+        if self.conn is None:
+            return None
+        pg = self.conn.connect()
+        try:
+            return backup_repository.audit_chain_heads(pg, days=2)
+        finally:
+            pg.close()
 
     def _export(self) -> None:
         folder = self.settings.backup_dir

@@ -185,6 +185,7 @@ class BackupInfo:
     size: int  # database size at the backup
     repo_size: int  # bytes in the repository (compressed, encrypted)
     error: bool
+    annotations: Mapping[str, str] = field(default_factory=dict)  # backup --annotation
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,7 @@ def parse_info(raw: Sequence[Mapping[str, Any]], stanza: str) -> StanzaInfo:
                     size=int(info.get("size", 0)),
                     repo_size=int(info.get("repository", {}).get("size", 0)),
                     error=bool(b.get("error", False)),
+                    annotations={str(k): str(v) for k, v in (b.get("annotation") or {}).items()},
                 )
             )
         backups.sort(key=lambda b: b.stop)
@@ -300,11 +302,17 @@ class PgBackRest:
         """The configuration, the repositories and WAL archiving work (forces a segment)."""
         self.run("check")
 
-    def backup(self, kind: str, repo: int | None = None) -> None:
-        """A ``full``, ``diff`` or ``incr`` backup (then pgBackRest's own expire)."""
+    def backup(
+        self, kind: str, repo: int | None = None, annotations: Mapping[str, str] | None = None
+    ) -> None:
+        """A ``full``, ``diff`` or ``incr`` backup (then pgBackRest's own expire).
+
+        ``annotations``: key/value pairs kept in the backup's manifest, in the repository
+        (``info --output=json`` shows them): the audit chain heads of the backup service."""
         options = [f"--type={kind}"]
         if repo:
             options.append(f"--repo={repo}")
+        options += [f"--annotation={k}={v}" for k, v in (annotations or {}).items()]
         self.run("backup", *options)
 
     def verify(self, repo: int | None = None) -> None:

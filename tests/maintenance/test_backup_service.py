@@ -12,6 +12,7 @@ archiving WAL with compose's own ``-c`` settings, as the database container does
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -34,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 from pg_clusters import PG15_BIN, Pg15  # noqa: E402
 
+from app.maintenance.pgbackrest import PgBackRest  # noqa: E402
+from tests.conftest import migrate  # noqa: E402
 from tests.support.observability import promtool_check_metrics  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +65,11 @@ def _image_files(app: Path) -> None:
                 "__pycache__"))
         else:
             shutil.copy2(ROOT / source, destination)
+
+AUDITED_ROWS = (
+    "INSERT INTO customers (account_number, first_name, last_name) "
+    "SELECT 'K' || g, 'Backup', 'Probe' FROM generate_series(1, 3) g"
+)
 
 
 class Container:
@@ -163,11 +171,23 @@ class Container:
         admin.cursor().execute(f"CREATE ROLE {owner} SUPERUSER LOGIN")
         admin.cursor().execute(f"CREATE DATABASE {database} OWNER {owner}")
         admin.close()
+        self.url = f"postgresql://{owner}@127.0.0.1:{self.db.port}/{database}"
+        migrate(self.url.replace("postgresql://", "postgresql+psycopg2://"))  # the schema, with its audit chain (migration 0010)
         pg = self.db.admin(database)
         pg.cursor().execute("CREATE TABLE ledger AS SELECT g AS id FROM generate_series(1, 500) g")
+        pg.cursor().execute(AUDITED_ROWS)  # the chain has a head to export
         pg.close()
-        self._secret("database_url",
-                     f"postgresql://{owner}@127.0.0.1:{self.db.port}/{database}")
+        self._secret("database_url", self.url)
+
+    def pgbackrest(self) -> PgBackRest:
+        """The repositories as the service sees them, from this test."""
+        return PgBackRest(
+            stanza=_compose()["services"]["backup"]["environment"]["BACKUP_STANZA"],
+            config=Path(self.map("/etc/pgbackrest/pgbackrest.conf")),
+            cipher_pass=self.cipher_pass,
+            user=self.user,
+            extra_env=self.pgbackrest_env(),
+        )
 
     def service_env(self) -> dict[str, str]:
         service = _compose()["services"]["backup"]
@@ -295,6 +315,38 @@ def test_the_backup_container_command_backs_up_exports_and_publishes_metrics(
         assert expect in done.stdout + done.stderr
     listed = done.stdout.splitlines()
     assert [row.split(",")[1] for row in listed[1:]].count("full") == 2  # daily + monthly
+
+    # Every physical backup carries the audit chain's heads: annotated in the repository
+    # and as a private heads file, which audit verify checks the database against.
+    heads_dir = backups / "audit-heads"
+    assert stat.S_IMODE(heads_dir.stat().st_mode) == 0o700
+    files = sorted(heads_dir.glob("premium_*.json"))
+    assert len(files) == 3  # the service's daily and monthly fulls, the differential
+    recorded = {b.label: b.annotations for b in container.pgbackrest().info().good()}
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        document = json.loads(path.read_text())
+        assert document["heads"], path  # the customers' INSERT sealed today's chain
+        assert recorded[document["backup"]] == {
+            f"audit-head-{h['day']}": f"{h['seq']}:{h['seal']}" for h in document["heads"]
+        }
+    verify = [str(container.venv / "bin" / "premium-notify"), "audit", "verify", "--heads",
+              str(files[-1])]  # fmt: skip
+    ok = subprocess.run(verify, cwd=container.app, env=container.service_env(),
+                        user=container.user, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    # A history rewritten after the backup (its last statement and seal cut away) no
+    # longer matches the head the backup recorded.
+    pg = container.db.admin("premium_notify")
+    pg.cursor().execute(
+        "SET session_replication_role = replica; DELETE FROM audit_log WHERE statement_id = "
+        "(SELECT max(statement_id) FROM audit_seals); DELETE FROM audit_seals WHERE seq = "
+        "(SELECT max(seq) FROM audit_seals)"
+    )
+    pg.close()
+    cut = subprocess.run(verify, cwd=container.app, env=container.service_env(),
+                         user=container.user, capture_output=True, text=True, timeout=120)
+    assert cut.returncode == 1 and "missing from the chain" in cut.stdout + cut.stderr
 
     # The database is gone: the same command fails, loudly, and says so in its metrics.
     container.db.stop("immediate")

@@ -112,6 +112,21 @@ def test_a_cut_tail_is_found_against_the_heads_exported_with_a_backup(
     assert code == 1 and "exported head seal 4 is missing from the chain" in output
 
 
+def test_a_trail_cut_to_nothing_does_not_verify_against_its_heads(
+    audited: Session, superuser: Engine, tmp_path: Path
+) -> None:
+    """The whole trail deleted (rows and seals): the exported heads' days are still
+    checked, so an empty trail is no alibi."""
+    day = _one(audited, "SELECT max(day) FROM audit_seals")
+    heads = tmp_path / "heads.json"
+    heads.write_text(json.dumps(audit_verify.chain_heads(audited, day, day)))  # type: ignore[arg-type]
+    audited.commit()
+    tamper(superuser, "DELETE FROM audit_log; DELETE FROM audit_seals")
+    assert _verify()[0] == 0  # an empty trail, consistent in itself
+    code, output = _verify("--heads", str(heads))
+    assert code == 1 and "missing from the chain" in output
+
+
 def test_a_gdpr_redaction_verifies_and_a_later_change_does_not(
     audited: Session, superuser: Engine
 ) -> None:
