@@ -172,7 +172,8 @@ class Container:
         admin.cursor().execute(f"CREATE DATABASE {database} OWNER {owner}")
         admin.close()
         self.url = f"postgresql://{owner}@127.0.0.1:{self.db.port}/{database}"
-        migrate(self.url.replace("postgresql://", "postgresql+psycopg2://"))  # the schema, with its audit chain (migration 0010)
+        # The schema, with its audit chain (migration 0010).
+        migrate(self.url.replace("postgresql://", "postgresql+psycopg2://"))
         pg = self.db.admin(database)
         pg.cursor().execute("CREATE TABLE ledger AS SELECT g AS id FROM generate_series(1, 500) g")
         pg.cursor().execute(AUDITED_ROWS)  # the chain has a head to export
