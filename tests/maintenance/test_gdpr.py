@@ -71,6 +71,14 @@ def _customer_with_history(session: Session) -> Any:
             new_values={"email": EMAIL, "nested": {"who": "Yael Zilberstein"}},
         )
     )
+    session.execute(  # a STOP by reply, then a START: the opt-out history is theirs too
+        text(
+            "INSERT INTO customer_opt_outs (customer_id, opted_out, source, keyword, recorded_at)"
+            " VALUES (:c, true, 'inbound_keyword', 'STOP', now() - interval '1 day'),"
+            " (:c, false, 'inbound_keyword', 'START', now())"
+        ),
+        {"c": customer.id},
+    )
     other = create_customer(session, first_name="Noa", last_name="Barak")
     create_check(session, other)
     session.commit()
@@ -89,6 +97,7 @@ def test_export_contains_every_row_about_the_customer(session: Session) -> None:
     assert [r["id"] for r in tables["monthly_qualifications"]] == [qual.id]
     assert [r["id"] for r in tables["notifications"]] == [note.id]
     assert [r["id"] for r in tables["delivery_status"]] == [status.id]
+    assert [r["keyword"] for r in tables["customer_opt_outs"]] == ["STOP", "START"]
     for archived in (
         "daily_balance_checks_archive",
         "monthly_qualifications_archive",

@@ -38,6 +38,8 @@ _SECTIONS: tuple[tuple[str, str], ...] = (
     ),
 )
 _ORDER = " ORDER BY created_at, id"
+# Their STOP/START history (no phone number or message text is kept in it).
+_OPT_OUTS = "SELECT * FROM customer_opt_outs WHERE customer_id = :cid ORDER BY recorded_at, id"
 _AUDIT_TABLES = ("audit_log", "audit_log_archive")
 NOTIFICATION_TABLES = ("notifications", "notifications_archive")
 _JSON_COLUMNS = ("old_values", "new_values", "details")
@@ -51,6 +53,7 @@ _ENTITY_IDS = text(
     UNION SELECT id FROM monthly_qualifications_archive WHERE customer_id = :cid
     UNION SELECT id FROM notifications WHERE customer_id = :cid
     UNION SELECT id FROM notifications_archive WHERE customer_id = :cid
+    UNION SELECT id FROM customer_opt_outs WHERE customer_id = :cid
     """
 )
 
@@ -118,12 +121,14 @@ def carrier_sids(session: Session, cid: uuid.UUID) -> list[str]:
 def export_rows(session: Session, cid: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
     """Every row about the customer, hot and archived, keyed by table (customers first,
     the audit tables last): the customer, its checks, qualifications, notifications,
-    their delivery statuses, and the audit entries about any of them."""
+    their delivery statuses, its opt-out history, and the audit entries about any of
+    them."""
     nids, eids = related_ids(session, cid)
     params: dict[str, Any] = {"cid": cid, "nids": nids, "eids": eids, "cid_like": f"%{cid}%"}
     tables = {"customers": _rows(session, "SELECT * FROM customers WHERE id = :cid", params)}
     for name, sql in _SECTIONS:
         tables[name] = _rows(session, sql + _ORDER, params)
+    tables["customer_opt_outs"] = _rows(session, _OPT_OUTS, params)
     for table in _AUDIT_TABLES:
         tables[table] = _rows(session, _audit_where(table), params)
     return tables
