@@ -49,9 +49,9 @@ class MaintenanceSettings(BaseModel):
     )
     cold_storage_url: str | None = Field(
         default=None,
-        pattern=r"^(s3|file|memory)://.+",
-        description="Object-store URL of the cold storage (s3://bucket/prefix); unset = "
-        "COLD_STORAGE_DIR. Written through fsspec (s3fs for s3://).",
+        pattern=r"^((s3|file|memory)://.+)?$",
+        description="Object-store URL of the cold storage (s3://bucket/prefix); unset or "
+        "empty = COLD_STORAGE_DIR. Written through fsspec (s3fs for s3://).",
     )
     cold_storage_s3_endpoint_url: str | None = Field(
         default=None,

@@ -112,3 +112,24 @@ def test_readme_documents_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [n.upper() for n in Settings.model_fields if f"`{n.upper()}`" not in readme]
     assert not missing, f"settings missing from the README's table: {missing}"
+
+
+def test_retention_writes_cold_storage_to_a_volume_never_the_container() -> None:
+    """Retention drops a month once its cold set is written: in compose that set must land
+    on a named volume (or the object store COLD_STORAGE_URL names), and the empty URL that
+    compose passes when none is configured means "the folder"."""
+    from app.config import Settings
+
+    compose = _compose()
+    service = compose["services"]["worker-maintenance"]
+    folder = service["environment"]["COLD_STORAGE_DIR"]
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in service["volumes"]}
+    assert mounts.get(folder) in compose["volumes"], (folder, mounts)
+    assert service["environment"]["COLD_STORAGE_URL"] == "${COLD_STORAGE_URL:-}"
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert folder in dockerfile.split("chmod 0700", 1)[1].split("USER", 1)[0]  # private
+    assert not Settings(cold_storage_url="").cold_storage_url  # empty: COLD_STORAGE_DIR
+    # It reads back the encrypted sets it writes (verification, expiry): the identity.
+    identity = service["environment"]["BACKUP_AGE_IDENTITY_FILE"]
+    assert identity == "/run/secrets/backup_age_identity"
+    assert "backup_age_identity" in service["secrets"]
