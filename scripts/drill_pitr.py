@@ -17,6 +17,7 @@ production procedure (``app.maintenance.pitr``):
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from pg_clusters import PG15_BIN, BackRest, Pg15
 from app.config import get_settings
 from app.maintenance import pitr
 from app.maintenance.pgconn import Conn
+from app.maintenance.repository import backup as backup_repository
 from app.months import Month, local_today
 
 Say = Callable[[str], None]
@@ -134,11 +136,12 @@ def _scenario(opts: Options, out: Outcome, root: Path, cleanup: ExitStack) -> No
         f"{out.rows['notifications']:,} notifications, {out.rows['audit_log']:,} audit rows; "
         f"database {out.database_bytes / 1e6:.1f} MB ({time.monotonic() - t0:.0f} s)")
     t0 = time.monotonic()
-    backrest.pgbr.backup("full")
+    heads = _backup_with_heads(backrest, conn, root / "backup-heads.json")
     out.backup_seconds = round(time.monotonic() - t0, 1)
     out.backup_stored_bytes = backrest.pgbr.info().good(1)[-1].repo_size
+    recorded = len(json.loads(heads.read_text())["heads"])
     say(f"  full backup: {out.backup_seconds} s, {out.backup_stored_bytes / 1e6:.1f} MB stored "
-        "(zst, aes-256-cbc)")
+        f"(zst, aes-256-cbc), {recorded} audit chain head(s) recorded with it")
 
     (root / "work").mkdir()
     writers = Days(url, root / "work", opts.customers)
@@ -204,11 +207,27 @@ def _scenario(opts: Options, out: Outcome, root: Path, cleanup: ExitStack) -> No
     out.erasure = result.replay.line() if result.replay else "no erasure journal"
 
     def opened_checks(pg: Any) -> list[str]:
-        return audit_problems(pg) + erased_problems(pg, customer_id, phone)
+        return audit_problems(pg, heads) + erased_problems(pg, customer_id, phone)
 
     out.problems += _open(root / "target", primary, opened_checks)
     say(f"  restore to the target: pgbackrest restore {out.restore_seconds} s + WAL replay "
         f"{out.replay_seconds} s; {out.tables_equal} tables equal to the target state")
+
+
+def _backup_with_heads(backrest: BackRest, conn: Conn, path: Path) -> Path:
+    """The full backup, annotated with the audit chain's heads as the backup service
+    does (app/maintenance/backup_service.py), and those heads as a file: the restored
+    database must still contain them (``audit verify --heads``)."""
+    pg = conn.connect()
+    try:
+        heads = backup_repository.audit_chain_heads(pg, days=2)
+    finally:
+        pg.close()
+    backrest.pgbr.backup(
+        "full", annotations={f"audit-head-{h['day']}": f"{h['seq']}:{h['seal']}" for h in heads}
+    )
+    path.write_text(json.dumps({"heads": heads}))
+    return path
 
 
 def _days(days: list[date]) -> str:

@@ -251,8 +251,9 @@ def server_now(conn: Conn) -> datetime:
     return row[0].astimezone(UTC)  # type: ignore[no-any-return]
 
 
-def audit_problems(pg: Any) -> list[str]:
-    """The audit trail's invariants: one audit row per check, the append-only guard on."""
+def audit_problems(pg: Any, heads: Path | None = None) -> list[str]:
+    """The audit trail's invariants: one audit row per check, the append-only guard on;
+    ``heads``: the chain heads recorded with the backup the database was restored from."""
     problems = []
     if pg.autocommit:
         pg.autocommit = False  # the DELETE probe below must roll back, whatever happens
@@ -277,20 +278,23 @@ def audit_problems(pg: Any) -> list[str]:
             pass  # refused, as it must be
         finally:
             pg.rollback()
-    return problems + audit_verify_problems(pg)
+    return problems + audit_verify_problems(pg, heads)
 
 
-def audit_verify_problems(pg: Any) -> list[str]:
-    """`premium-notify audit verify` on the database behind ``pg``: every row hash and
-    every seal of the chain recomputed (docs/security.md); its verdict line if it fails."""
+def audit_verify_problems(pg: Any, heads: Path | None = None) -> list[str]:
+    """`premium-notify audit verify [--heads FILE]` on the database behind ``pg``: every
+    row hash and every seal of the chain recomputed, the heads recorded with a backup
+    found in it (docs/security.md); its verdict line if it fails."""
     info = pg.info
     if str(info.host).startswith("/"):
         url = f"postgresql://{info.user}@/{info.dbname}?host={info.host}&port={info.port}"
     else:
         url = f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
     env = {k: os.environ[k] for k in KEEP_ENV if k in os.environ} | {"DATABASE_URL": url}
-    done = subprocess.run([str(BIN / "premium-notify"), "audit", "verify"], env=env,
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    argv = [str(BIN / "premium-notify"), "audit", "verify"]
+    if heads is not None:
+        argv += ["--heads", str(heads)]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
     if done.returncode == 0:
         return []
     said = (done.stdout + done.stderr).strip().splitlines()

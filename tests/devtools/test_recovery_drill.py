@@ -42,6 +42,9 @@ def test_short_drill_restores_to_a_time_fails_over_and_meets_the_targets() -> No
     assert rpo < 3600 and rto < 300 and failover < 30
     assert rpo <= 2 * 10  # bounded by the short run's archive_timeout (10 s), with slack
     assert "tables equal to the target state" in out
+    # The restored database holds the audit chain heads recorded with its backup (the
+    # drill's audit verify --heads is one of its checks: a mismatch fails the drill).
+    assert re.search(r"[1-9]\d* audit chain head\(s\) recorded with it", out), out[-4000:]
     assert "1 re-applied" in out
     assert "FAILED" not in out
     assert "drill passed" in out
