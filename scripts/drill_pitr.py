@@ -44,7 +44,7 @@ from drill_workload import (
 from pg_clusters import PG15_BIN, BackRest, Pg15
 
 from app.config import get_settings
-from app.maintenance import pitr
+from app.maintenance import backup_service, pitr
 from app.maintenance.pgconn import Conn
 from app.maintenance.repository import backup as backup_repository
 from app.months import Month, local_today
@@ -223,9 +223,7 @@ def _backup_with_heads(backrest: BackRest, conn: Conn, path: Path) -> Path:
         heads = backup_repository.audit_chain_heads(pg, days=2)
     finally:
         pg.close()
-    backrest.pgbr.backup(
-        "full", annotations={f"audit-head-{h['day']}": f"{h['seq']}:{h['seal']}" for h in heads}
-    )
+    backrest.pgbr.backup("full", annotations=backup_service.head_annotations(heads))
     path.write_text(json.dumps({"heads": heads}))
     return path
 

@@ -61,6 +61,11 @@ def heads_dir(settings: Settings) -> Path:
     return settings.backup_dir / "audit-heads"
 
 
+def head_annotations(heads: list[dict[str, Any]]) -> dict[str, str]:
+    """The audit chain heads as pgBackRest annotations: ``audit-head-<day>=<seq>:<seal>``."""
+    return {f"audit-head-{h['day']}": f"{h['seq']}:{h['seal']}" for h in heads}
+
+
 def export_metrics_path(settings: Settings) -> Path:
     """The logical export's textfile, beside the physical one."""
     physical = metrics_path(settings)
@@ -110,8 +115,7 @@ class BackupService:
         (None without a database connection: nothing to read the heads from)."""
         started = time.monotonic()
         heads = self._chain_heads()
-        notes = {f"audit-head-{h['day']}": f"{h['seq']}:{h['seal']}" for h in heads or ()}
-        self.pgbr.backup(kind, repo, notes)
+        self.pgbr.backup(kind, repo, head_annotations(heads or []))
         where = f"repository {repo}" if repo else "the daily repository"
         seconds = time.monotonic() - started
         self.say(f"backup service: {kind} backup into {where} in {seconds:.1f} s")
